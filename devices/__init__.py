@@ -1,0 +1,1 @@
+"""Device profiles (TOML). Installed as the data package ``edgeml.profiles``."""

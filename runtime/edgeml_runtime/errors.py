@@ -1,0 +1,25 @@
+"""The runtime's error types. Every error edgeml raises on purpose derives from EdgeMLError."""
+
+from __future__ import annotations
+
+__all__ = ["BackendNotInstalled", "CheckFailed", "EdgeMLError", "InputError", "ModelLoadError"]
+
+
+class EdgeMLError(Exception):
+    """A problem the user can fix; the message names the problem and the fix. CLI exit code 2."""
+
+
+class InputError(EdgeMLError, ValueError):
+    """Data fed to a model does not match what the model expects (name, shape, dtype, values)."""
+
+
+class ModelLoadError(EdgeMLError):
+    """A model file is missing, corrupt, or of a format no backend reads."""
+
+
+class BackendNotInstalled(EdgeMLError, ImportError):
+    """The backend a model needs is not installed; the message carries the exact pip command."""
+
+
+class CheckFailed(EdgeMLError):
+    """A check ran and failed (parity, accuracy, smoke test, regression gate). CLI exit code 1."""
