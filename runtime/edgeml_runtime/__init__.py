@@ -4,13 +4,27 @@ Never imports TensorFlow. Backends are imported on first use, so importing this 
 """
 
 from edgeml_runtime._version import __version__
+from edgeml_runtime.bench import BenchResult, benchmark, load_inputs_file, synthetic_inputs
 from edgeml_runtime.errors import BackendNotInstalled, CheckFailed, EdgeMLError, InputError, ModelLoadError
+from edgeml_runtime.model import Model, load
+from edgeml_runtime.quantization import dequantize, quantize
+from edgeml_runtime.specs import Quantization, TensorSpec
 
 __all__ = [
     "BackendNotInstalled",
+    "BenchResult",
     "CheckFailed",
     "EdgeMLError",
     "InputError",
+    "Model",
     "ModelLoadError",
+    "Quantization",
+    "TensorSpec",
     "__version__",
+    "benchmark",
+    "dequantize",
+    "load",
+    "load_inputs_file",
+    "quantize",
+    "synthetic_inputs",
 ]

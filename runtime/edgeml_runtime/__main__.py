@@ -1,0 +1,5 @@
+import sys
+
+from edgeml_runtime.cli import main
+
+sys.exit(main())

@@ -1,0 +1,120 @@
+"""TFLite models through LiteRT (`ai_edge_litert`) or the legacy `tflite_runtime`. Never tensorflow.lite."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from importlib import metadata
+from typing import Dict, Optional
+
+import numpy as np
+
+from edgeml_runtime.errors import ModelLoadError
+from edgeml_runtime.specs import Quantization, TensorSpec
+
+__all__ = ["LiteRTSession", "open", "tflite_runtime_numpy_problem", "unavailable_reason"]
+
+MODULES = {"litert": "ai_edge_litert", "tflite_runtime": "tflite_runtime"}
+DISTRIBUTIONS = {"litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}
+
+
+def unavailable_reason(name: str) -> Optional[str]:
+    """Why backend `name` cannot be used here, or None when it can."""
+    if importlib.util.find_spec(MODULES[name]) is None:
+        return f"{DISTRIBUTIONS[name]} is not installed"
+    if name == "tflite_runtime":
+        return tflite_runtime_numpy_problem(_version(name), np.__version__)
+    return None
+
+
+def tflite_runtime_numpy_problem(tflite_version: str, numpy_version: str) -> Optional[str]:
+    """tflite_runtime (last release 2.14) is compiled against numpy 1.x and crashes under numpy 2."""
+    tflite_major_minor = tuple(int(part) for part in tflite_version.split(".")[:2] if part.isdigit())
+    numpy_major = int(numpy_version.split(".")[0])
+    if numpy_major >= 2 and tflite_major_minor <= (2, 14):
+        return (
+            f"tflite-runtime {tflite_version} was built for numpy 1.x and crashes with numpy {numpy_version} "
+            "(use ai-edge-litert, or pip install 'numpy<2')"
+        )
+    return None
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(DISTRIBUTIONS[name])
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def open(model_bytes: bytes, name: str, threads: Optional[int]) -> LiteRTSession:  # noqa: A001
+    return LiteRTSession(model_bytes, name, threads)
+
+
+class LiteRTSession:
+    """One TFLite interpreter. Interpreters are not thread-safe: the Model gives each thread its own."""
+
+    concurrent = False
+    format = "tflite"
+
+    def __init__(self, model_bytes: bytes, name: str, threads: Optional[int]):
+        interpreter_module = importlib.import_module(MODULES[name] + ".interpreter")
+        self.name = name
+        self.version = _version(name)
+        try:
+            # model_content: the model is read from bytes, which the interpreter verifies.
+            self._interpreter = interpreter_module.Interpreter(model_content=model_bytes, num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise ModelLoadError(f"LiteRT cannot load the model: {_first_line(error)}") from None
+        self._input_details = self._interpreter.get_input_details()
+        self._output_details = self._interpreter.get_output_details()
+        input_names, output_names = self._signature_names()
+        self.inputs = [_spec(d, input_names.get(d["index"], d["name"])) for d in self._input_details]
+        self.outputs = [_spec(d, output_names.get(d["index"], d["name"])) for d in self._output_details]
+        # Shapes the interpreter is currently planned for; tracked here because reading them back
+        # through get_tensor() would copy the tensor on every call.
+        self._planned_shapes = [tuple(d["shape"]) for d in self._input_details]
+        self._input_plan = [(d["index"], spec.name) for d, spec in zip(self._input_details, self.inputs)]
+        self._output_plan = [(d["index"], spec.name) for d, spec in zip(self._output_details, self.outputs)]
+
+    def _signature_names(self):
+        """Readable names from the model's single signature (e.g. 'pixels' instead of 'serving_default_pixels:0')."""
+        signatures = self._interpreter.get_signature_list()
+        if len(signatures) != 1:
+            return {}, {}
+        runner = self._interpreter.get_signature_runner(next(iter(signatures)))
+        inputs = {details["index"]: name for name, details in runner.get_input_details().items()}
+        outputs = {details["index"]: name for name, details in runner.get_output_details().items()}
+        return inputs, outputs
+
+    def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        interpreter = self._interpreter
+        resized = False
+        for position, (index, name) in enumerate(self._input_plan):
+            shape = feeds[name].shape
+            if shape != self._planned_shapes[position]:
+                # Dynamic dimensions (usually the batch): resize, then re-plan memory once.
+                interpreter.resize_tensor_input(index, shape, strict=True)
+                self._planned_shapes[position] = shape
+                resized = True
+        if resized:
+            interpreter.allocate_tensors()
+        for index, name in self._input_plan:
+            interpreter.set_tensor(index, feeds[name])
+        interpreter.invoke()
+        return {name: interpreter.get_tensor(index) for index, name in self._output_plan}
+
+
+def _spec(details: dict, name: str) -> TensorSpec:
+    signature = details.get("shape_signature", details["shape"])
+    shape = tuple(None if int(dim) < 0 else int(dim) for dim in signature)
+    scale, zero_point = details.get("quantization", (0.0, 0))
+    quantization = Quantization(float(scale), int(zero_point)) if scale else None
+    return TensorSpec(name=name, shape=shape, dtype=np.dtype(details["dtype"]).name, quantization=quantization)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+

@@ -1,0 +1,81 @@
+"""ONNX (.onnx) and ONNX Runtime Mobile (.ort) models through onnxruntime."""
+
+from __future__ import annotations
+
+import importlib.util
+from importlib import metadata
+from typing import Dict, Optional
+
+import numpy as np
+
+from edgeml_runtime.errors import ModelLoadError
+from edgeml_runtime.specs import TensorSpec
+
+__all__ = ["OnnxRuntimeSession", "open", "unavailable_reason"]
+
+ONNX_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(int16)": "int16",
+    "tensor(uint16)": "uint16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(bool)": "bool",
+}
+
+
+def unavailable_reason(name: str) -> Optional[str]:
+    if importlib.util.find_spec("onnxruntime") is None:
+        return "onnxruntime is not installed"
+    return None
+
+
+def open(model_bytes: bytes, name: str, threads: Optional[int]) -> OnnxRuntimeSession:  # noqa: A001
+    return OnnxRuntimeSession(model_bytes, threads)
+
+
+class OnnxRuntimeSession:
+    """An InferenceSession; its run() is thread-safe, so one session serves every thread."""
+
+    concurrent = True
+    format = "onnx"
+    name = "onnxruntime"
+
+    def __init__(self, model_bytes: bytes, threads: Optional[int]):
+        import onnxruntime
+
+        self.version = metadata.version("onnxruntime")
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self._session = onnxruntime.InferenceSession(
+                model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+            raise ModelLoadError(f"ONNX Runtime cannot load the model: {_first_line(error)}") from None
+        self.inputs = [_spec(node) for node in self._session.get_inputs()]
+        self.outputs = [_spec(node) for node in self._session.get_outputs()]
+        self._output_names = [spec.name for spec in self.outputs]
+
+    def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        values = self._session.run(self._output_names, feeds)
+        return dict(zip(self._output_names, values))
+
+
+def _spec(node) -> TensorSpec:
+    if node.type not in ONNX_TYPES:
+        raise ModelLoadError(f"input/output '{node.name}' has type {node.type}, which edgeml_runtime does not feed")
+    shape = tuple(dim if isinstance(dim, int) and dim >= 0 else None for dim in node.shape)
+    # Quantized ONNX models (QDQ) keep float inputs and outputs, so there is nothing to (de)quantize here.
+    return TensorSpec(name=node.name, shape=shape, dtype=ONNX_TYPES[node.type], quantization=None)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

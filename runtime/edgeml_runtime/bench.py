@@ -1,0 +1,201 @@
+"""Latency benchmarks in the style of TFLite's benchmark_model and onnxruntime_perf_test.
+
+Init (read + load), first inference, warm-up (runs and/or seconds), then timed runs until both the run
+count and the minimum time are reached (capped by max_seconds). Result schema: `edgeml.bench/1`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Sequence, Union
+
+import numpy as np
+
+from edgeml_runtime._version import __version__
+from edgeml_runtime.errors import InputError
+from edgeml_runtime.feeds import prepare_feeds
+from edgeml_runtime.machine import machine_info
+from edgeml_runtime.memory import peak_rss_mb, reset_peak_rss
+from edgeml_runtime.model import Model, load
+from edgeml_runtime.specs import TensorSpec
+
+__all__ = ["BenchResult", "benchmark", "load_inputs_file", "synthetic_inputs"]
+
+SCHEMA = "edgeml.bench/1"
+
+
+@dataclass
+class BenchResult:
+    model: str
+    model_bytes: int
+    format: str
+    quantization: Optional[str]
+    backend: str
+    backend_version: str
+    threads: int
+    init_ms: float
+    first_ms: float
+    warmup_runs: int
+    runs: int
+    latency_ms: Dict[str, float]
+    throughput_ips: float
+    peak_rss_mb: float
+    machine: Dict[str, Any] = field(default_factory=dict)
+    timestamp: str = ""
+    edgeml_runtime: str = __version__
+
+    def to_dict(self) -> dict:
+        return {"schema": SCHEMA, **asdict(self)}
+
+
+def benchmark(
+    model: Union[Model, str, os.PathLike],
+    *,
+    runs: int = 50,
+    warmup: int = 1,
+    min_seconds: float = 1.0,
+    warmup_seconds: float = 0.5,
+    max_seconds: float = 150.0,
+    threads: Optional[int] = None,
+    backend: Optional[str] = None,
+    inputs: Any = None,
+    batch: int = 1,
+    seed: int = 0,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> BenchResult:
+    """Benchmark a model (a loaded Model or a path, which is then loaded and its init time measured).
+
+    `inputs`: None for random data within each input's valid range, a .npy/.npz path, or feeds as
+    accepted by Model.run. `progress(done, total)` is called after each timed run.
+    """
+    if not isinstance(model, Model):
+        reset_peak_rss()  # so the peak covers this model only, not what the process did before
+        model = load(model, backend=backend, threads=threads)
+    feeds = _resolve_inputs(model, inputs, batch, seed)
+    samples_per_run = _batch_size(feeds, model.inputs)  # also checks the feeds before any timing
+
+    started = time.perf_counter()
+    model.run(feeds)
+    first_ms = (time.perf_counter() - started) * 1000.0
+
+    warmup_runs = _warm_up(model, feeds, warmup, warmup_seconds, max_seconds)
+    latencies = _timed_runs(model, feeds, runs, min_seconds, max_seconds, progress)
+    return BenchResult(
+        model=str(model.path),
+        model_bytes=model.model_bytes,
+        format=model.format,
+        quantization=model.quantization,
+        backend=model.backend,
+        backend_version=model.backend_version,
+        threads=int(model.threads or 0),
+        init_ms=round(model.init_ms, 3),
+        first_ms=round(first_ms, 3),
+        warmup_runs=warmup_runs,
+        runs=len(latencies),
+        latency_ms=latency_stats(latencies),
+        throughput_ips=round(samples_per_run * 1000.0 / float(np.mean(latencies)), 2),
+        peak_rss_mb=round(peak_rss_mb(), 1),
+        machine=machine_info(),
+        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def latency_stats(latencies_ms: Sequence[float]) -> Dict[str, float]:
+    values = np.asarray(latencies_ms, dtype=np.float64)
+    stats = {"mean": values.mean(), "std": values.std(), "min": values.min()}
+    for percent in (50, 90, 95, 99):
+        stats[f"p{percent}"] = np.percentile(values, percent)
+    stats["max"] = values.max()
+    return {key: round(float(value), 4) for key, value in stats.items()}
+
+
+def _warm_up(model: Model, feeds, runs: int, seconds: float, max_seconds: float) -> int:
+    done, started = 0, time.perf_counter()
+    while done < runs or time.perf_counter() - started < seconds:
+        if time.perf_counter() - started > max_seconds:
+            break
+        model.run(feeds)
+        done += 1
+    return done
+
+
+def _timed_runs(model: Model, feeds, runs: int, min_seconds: float, max_seconds: float, progress) -> list:
+    latencies = []
+    clock = time.perf_counter
+    started = clock()
+    while len(latencies) < runs or clock() - started < min_seconds:
+        if latencies and clock() - started > max_seconds:
+            break
+        before = clock()
+        model.run(feeds)
+        latencies.append((clock() - before) * 1000.0)
+        if progress is not None:
+            progress(len(latencies), runs)
+    return latencies
+
+
+def _resolve_inputs(model: Model, inputs: Any, batch: int, seed: int):
+    if inputs is None:
+        return synthetic_inputs(model.inputs, batch=batch, seed=seed)
+    if isinstance(inputs, (str, os.PathLike)):
+        return load_inputs_file(inputs, model.inputs)
+    return inputs
+
+
+def synthetic_inputs(specs: Sequence[TensorSpec], *, batch: int = 1, seed: int = 0) -> Dict[str, np.ndarray]:
+    """Random real-valued feeds within each input's valid range (dynamic dimensions set to `batch`)."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in specs:
+        shape = tuple(batch if dim is None else dim for dim in spec.shape)
+        feeds[spec.name] = _random_values(rng, spec, shape)
+    return feeds
+
+
+def _random_values(rng: np.random.Generator, spec: TensorSpec, shape) -> np.ndarray:
+    dtype = spec.numpy_dtype
+    if spec.quantization is not None:
+        # The real values the integer range can represent, so quantization neither clips nor saturates.
+        info = np.iinfo(dtype)
+        low = (info.min - spec.quantization.zero_point) * spec.quantization.scale
+        high = (info.max - spec.quantization.zero_point) * spec.quantization.scale
+        return rng.uniform(low, high, size=shape).astype(np.float32)
+    if dtype.kind == "f":
+        return rng.random(shape, dtype=np.float64).astype(dtype)
+    if dtype.kind == "b":
+        return rng.integers(0, 2, size=shape).astype(bool)
+    return rng.integers(0, 10, size=shape).astype(dtype)  # small ids: safe for embeddings and indices
+
+
+def load_inputs_file(path: Union[str, os.PathLike], specs: Sequence[TensorSpec]) -> Dict[str, np.ndarray]:
+    """Feeds from a .npy (single-input models) or .npz (arrays by input name, or one array)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"input file not found: {path}")
+    names = [spec.name for spec in specs]
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise InputError(f"{path}: not a readable .npy/.npz file ({error})") from None
+    if isinstance(loaded, np.ndarray):
+        if len(names) != 1:
+            raise InputError(f"{path}: one array given, but the model has inputs {names}; use a .npz by name")
+        return {names[0]: loaded}
+    with loaded:
+        arrays = {key: loaded[key] for key in loaded.files}
+    if len(arrays) == 1 and len(names) == 1:
+        return {names[0]: next(iter(arrays.values()))}
+    missing = [name for name in names if name not in arrays]
+    if missing:
+        raise InputError(f"{path}: no array for input(s) {missing}; it holds {sorted(arrays)}")
+    return {name: arrays[name] for name in names}
+
+
+def _batch_size(feeds, specs: Sequence[TensorSpec]) -> int:
+    """Samples per run, for throughput: the leading dimension of the first input when it is a batch."""
+    first = prepare_feeds(feeds, specs)[specs[0].name]
+    return int(first.shape[0]) if first.ndim >= 2 else 1

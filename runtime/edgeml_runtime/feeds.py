@@ -1,0 +1,128 @@
+"""Checking and preparing the data fed to a model, before any backend sees it.
+
+Backends fail on bad input with messages about internal tensors, or crash; here every problem becomes
+one `InputError` that names the input, what was expected and what came in.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Sequence
+
+import numpy as np
+
+from edgeml_runtime.errors import InputError
+from edgeml_runtime.quantization import quantize
+from edgeml_runtime.specs import TensorSpec
+
+__all__ = ["prepare_feeds"]
+
+
+def prepare_feeds(
+    feeds: Any, specs: Sequence[TensorSpec], *, raw: bool = False, allow_nonfinite: bool = False
+) -> Dict[str, np.ndarray]:
+    """Map `feeds` (one array, a list in input order, or a dict by name) to checked arrays by name."""
+    by_name = _feeds_by_name(feeds, specs)
+    return {
+        spec.name: _prepare_one(by_name[spec.name], spec, raw=raw, allow_nonfinite=allow_nonfinite)
+        for spec in specs
+    }
+
+
+def _feeds_by_name(feeds: Any, specs: Sequence[TensorSpec]) -> Dict[str, Any]:
+    names = [spec.name for spec in specs]
+    if isinstance(feeds, Mapping):
+        unknown = [key for key in feeds if key not in names]
+        if unknown:
+            raise InputError(f"unknown input name(s) {unknown}; the model's inputs are {names}")
+        missing = [name for name in names if name not in feeds]
+        if missing:
+            raise InputError(f"missing input(s) {missing}; the model's inputs are {names}")
+        return dict(feeds)
+    if _is_list_of_arrays(feeds):
+        if len(feeds) != len(names):
+            raise InputError(f"got {len(feeds)} arrays, but the model has {len(names)} inputs {names}")
+        return dict(zip(names, feeds))
+    if len(names) != 1:
+        raise InputError(f"the model has {len(names)} inputs {names}: pass a list or a dict by name")
+    return {names[0]: feeds}
+
+
+def _is_list_of_arrays(feeds: Any) -> bool:
+    # A list of numpy arrays means one array per input; a nested list of numbers is one array.
+    return isinstance(feeds, (list, tuple)) and len(feeds) > 0 and all(
+        isinstance(item, np.ndarray) for item in feeds
+    )
+
+
+def _prepare_one(value: Any, spec: TensorSpec, *, raw: bool, allow_nonfinite: bool) -> np.ndarray:
+    array = _as_numeric_array(value, spec)
+    _check_shape(array, spec)
+    if array.dtype.kind == "f" and not allow_nonfinite and not np.isfinite(array).all():
+        bad = int(array.size - np.isfinite(array).sum())
+        raise InputError(
+            f"input '{spec.name}': {bad} non-finite value(s) (NaN/Inf); clean the data "
+            "or pass allow_nonfinite=True"
+        )
+    if spec.quantization is not None and not raw:
+        # Real values into a quantized model: quantize exactly as the converter's parameters say.
+        return quantize(array.astype(np.float32), spec.quantization, spec.dtype)
+    return _cast(array, spec)
+
+
+def _as_numeric_array(value: Any, spec: TensorSpec) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise InputError(f"input '{spec.name}': cannot make an array of the given data ({error})") from None
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"input '{spec.name}': expected numbers ({spec.dtype}), got dtype {array.dtype}")
+    return array
+
+
+def _check_shape(array: np.ndarray, spec: TensorSpec) -> None:
+    got = f"got {tuple(array.shape)} {array.dtype}"
+    if array.ndim != len(spec.shape):
+        hint = ""
+        if array.ndim + 1 == len(spec.shape) and spec.shape[0] in (None, 1):
+            hint = " (add a batch dimension, e.g. x[None])"
+        raise InputError(
+            f"input '{spec.name}': expected {len(spec.shape)} dimensions {spec.describe()}, {got}{hint}"
+        )
+    wrong = [
+        index
+        for index, (want, have) in enumerate(zip(spec.shape, array.shape))
+        if want is not None and want != have
+    ]
+    if wrong:
+        raise InputError(
+            f"input '{spec.name}': expected shape {spec.describe()}, {got} "
+            f"(dimension {wrong[0]} must be {spec.shape[wrong[0]]})"
+        )
+
+
+def _cast(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Cast to the input's dtype when nothing is lost; refuse lossy casts with a clear message."""
+    target = spec.numpy_dtype
+    if array.dtype == target or np.can_cast(array.dtype, target, casting="safe"):
+        return np.ascontiguousarray(array, dtype=target)
+    if array.dtype.kind == "f" and target.kind == "f":
+        # float64 -> float32 only rounds; refuse only what would overflow to infinity.
+        cast = array.astype(target)
+        if np.isfinite(cast).all() or not np.isfinite(array).all():
+            return np.ascontiguousarray(cast)
+        raise InputError(f"input '{spec.name}': values overflow {target} (max {np.finfo(target).max:g})")
+    if array.dtype.kind in "biu":
+        # Integers into a narrower integer or float type are fine when every value survives.
+        cast = array.astype(target)
+        if np.array_equal(cast.astype(array.dtype), array):
+            return np.ascontiguousarray(cast)
+        raise InputError(
+            f"input '{spec.name}': values do not fit {target} without loss (range "
+            f"{array.min()}..{array.max()}); expected {spec.describe()}"
+        )
+    raise InputError(
+        f"input '{spec.name}': cannot cast {array.dtype} to {target} without loss; "
+        f"expected {spec.describe()}, got {tuple(array.shape)} {array.dtype}"
+    )
+
+

@@ -1,0 +1,123 @@
+"""`load()` and `Model`: one loaded model, safe to call from several threads."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import numpy as np
+
+from edgeml_runtime.backends import model_format, open_session
+from edgeml_runtime.errors import ModelLoadError
+from edgeml_runtime.feeds import prepare_feeds
+from edgeml_runtime.quantization import dequantize
+from edgeml_runtime.specs import TensorSpec
+
+__all__ = ["Model", "load"]
+
+
+def load(
+    path: Union[str, os.PathLike], *, backend: Optional[str] = None, threads: Optional[int] = None
+) -> Model:
+    """Load a .tflite, .onnx or .ort model.
+
+    `backend` picks one explicitly (litert, tflite_runtime, onnxruntime); `threads` sets the intra-op
+    thread count, by default every core (both backends' own defaults differ, so edgeml states it).
+    """
+    path = Path(path)
+    threads = threads or os.cpu_count() or 1
+    started = time.perf_counter()
+    model_bytes = _read_model(path)
+    fmt = model_format(path, model_bytes[:8])
+    session = open_session(model_bytes, fmt, backend, threads)
+    init_ms = (time.perf_counter() - started) * 1000.0
+    return Model(path, model_bytes, fmt, session, backend=backend, threads=threads, init_ms=init_ms)
+
+
+def _read_model(path: Path) -> bytes:
+    if not path.exists():
+        raise ModelLoadError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a directory; pass the .tflite/.onnx file inside it")
+    data = path.read_bytes()
+    if len(data) < 8:
+        raise ModelLoadError(f"{path}: only {len(data)} bytes, not a model; the file is empty or truncated")
+    return data
+
+
+class Model:
+    """A loaded model. `run()` checks feeds, (de)quantizes, and may be called from several threads.
+
+    TFLite interpreters are not thread-safe, so each calling thread gets its own interpreter made from
+    the same bytes (faster than one interpreter behind a lock: see benchmarks/thread_safety.py).
+    ONNX Runtime sessions are thread-safe and shared.
+    """
+
+    def __init__(self, path: Path, model_bytes: bytes, fmt: str, session, *, backend, threads, init_ms):
+        self.path = path
+        self.format = fmt
+        self.model_bytes = len(model_bytes)
+        self.threads = threads
+        self.init_ms = init_ms
+        self._bytes = model_bytes
+        self._requested_backend = backend
+        self._first_session = session
+        self._owner = threading.get_ident()
+        self._local = threading.local()
+        self._sessions_lock = threading.Lock()
+
+    @property
+    def backend(self) -> str:
+        return self._first_session.name
+
+    @property
+    def backend_version(self) -> str:
+        return self._first_session.version
+
+    @property
+    def inputs(self) -> List[TensorSpec]:
+        return list(self._first_session.inputs)
+
+    @property
+    def outputs(self) -> List[TensorSpec]:
+        return list(self._first_session.outputs)
+
+    @property
+    def quantization(self) -> Optional[str]:
+        """'int8'/'uint8'/'int16' when the model's inputs are integer-quantized, else None."""
+        for spec in self.inputs:
+            if spec.quantization is not None:
+                return spec.dtype
+        return None
+
+    def run(self, feeds: Any, *, raw: bool = False, allow_nonfinite: bool = False) -> Dict[str, np.ndarray]:
+        """Run one inference. Returns outputs by name; quantized outputs are dequantized unless raw=True."""
+        prepared = prepare_feeds(feeds, self.inputs, raw=raw, allow_nonfinite=allow_nonfinite)
+        outputs = self._session().run(prepared)
+        if raw:
+            return outputs
+        return {spec.name: _real_values(outputs[spec.name], spec) for spec in self.outputs}
+
+    def _session(self):
+        if self._first_session.concurrent or threading.get_ident() == self._owner:
+            return self._first_session
+        session = getattr(self._local, "session", None)
+        if session is None:
+            from edgeml_runtime.backends import open_session
+
+            with self._sessions_lock:  # creating interpreters concurrently gains nothing and uses memory
+                session = open_session(self._bytes, self.format, self._first_session.name, self.threads)
+            self._local.session = session
+        return session
+
+    def __repr__(self) -> str:
+        return f"<edgeml_runtime.Model {self.path.name} {self.format} via {self.backend} {self.backend_version}>"
+
+
+def _real_values(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    if spec.quantization is None:
+        return array
+    return dequantize(array, spec.quantization)
