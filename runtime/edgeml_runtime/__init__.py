@@ -5,7 +5,14 @@ Never imports TensorFlow. Backends are imported on first use, so importing this 
 
 from edgeml_runtime._version import __version__
 from edgeml_runtime.bench import BenchResult, benchmark, load_inputs_file, synthetic_inputs
-from edgeml_runtime.errors import BackendNotInstalled, CheckFailed, EdgeMLError, InputError, ModelLoadError
+from edgeml_runtime.errors import (
+    BackendNotInstalled,
+    CheckFailed,
+    EdgeMLError,
+    InputError,
+    ModelLoadError,
+    ModelRunError,
+)
 from edgeml_runtime.model import Model, load
 from edgeml_runtime.quantization import dequantize, quantize
 from edgeml_runtime.specs import Quantization, TensorSpec
@@ -18,6 +25,7 @@ __all__ = [
     "InputError",
     "Model",
     "ModelLoadError",
+    "ModelRunError",
     "Quantization",
     "TensorSpec",
     "__version__",

@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -54,7 +53,7 @@ def _print_error(message: str, debug: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeml_runtime", description="Run and benchmark edgeml models.")
-    parser.add_argument("--version", action="version", version=_versions())
+    parser.add_argument("--version", action=VersionAction, nargs=0, help="show versions and exit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="{info,run,bench,...}", required=True)
     _add_info(commands)
@@ -163,6 +162,8 @@ def write_outputs(path: Path, outputs: Dict[str, np.ndarray]) -> None:
         raise EdgeMLError(f"the model has {len(outputs)} outputs {list(outputs)}; write them to a .npz file")
     if not path.parent.exists():
         raise EdgeMLError(f"output directory does not exist: {path.parent}")
+    import tempfile  # only when writing: it pulls in random/hashlib, costly at start-up on small boards
+
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     try:
         with os.fdopen(handle, "wb") as stream:
@@ -216,6 +217,14 @@ def format_bench(result: dict) -> str:
             + emulated,
         ]
     )
+
+
+class VersionAction(argparse.Action):
+    """Prints versions only when asked: reading package metadata costs tens of milliseconds."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_versions())
+        parser.exit(0)
 
 
 def _versions() -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["BackendNotInstalled", "CheckFailed", "EdgeMLError", "InputError", "ModelLoadError"]
+__all__ = ["BackendNotInstalled", "CheckFailed", "EdgeMLError", "InputError", "ModelLoadError", "ModelRunError"]
 
 
 class EdgeMLError(Exception):
@@ -15,6 +15,10 @@ class InputError(EdgeMLError, ValueError):
 
 class ModelLoadError(EdgeMLError):
     """A model file is missing, corrupt, or of a format no backend reads."""
+
+
+class ModelRunError(EdgeMLError):
+    """The backend failed while running a model that loaded (a damaged file, an unsupported op)."""
 
 
 class BackendNotInstalled(EdgeMLError, ImportError):

@@ -29,6 +29,8 @@ def prepare_feeds(
 
 
 def _feeds_by_name(feeds: Any, specs: Sequence[TensorSpec]) -> Dict[str, Any]:
+    if len(specs) == 1 and type(feeds) is np.ndarray:  # the common case, kept cheap (µs count here)
+        return {specs[0].name: feeds}
     names = [spec.name for spec in specs]
     if isinstance(feeds, Mapping):
         unknown = [key for key in feeds if key not in names]
@@ -55,8 +57,11 @@ def _is_list_of_arrays(feeds: Any) -> bool:
 
 
 def _prepare_one(value: Any, spec: TensorSpec, *, raw: bool, allow_nonfinite: bool) -> np.ndarray:
-    array = _as_numeric_array(value, spec)
-    _check_shape(array, spec)
+    array = value if type(value) is np.ndarray else _as_numeric_array(value, spec)
+    if array.dtype.kind not in "biuf":
+        _as_numeric_array(array, spec)  # raises the message for strings and objects
+    if not _shape_matches(array.shape, spec.shape):
+        _raise_shape_error(array, spec)
     if array.dtype.kind == "f" and not allow_nonfinite and not np.isfinite(array).all():
         bad = int(array.size - np.isfinite(array).sum())
         raise InputError(
@@ -66,7 +71,13 @@ def _prepare_one(value: Any, spec: TensorSpec, *, raw: bool, allow_nonfinite: bo
     if spec.quantization is not None and not raw:
         # Real values into a quantized model: quantize exactly as the converter's parameters say.
         return quantize(array.astype(np.float32), spec.quantization, spec.dtype)
+    if array.dtype == spec.numpy_dtype and array.flags.c_contiguous:
+        return array
     return _cast(array, spec)
+
+
+def _shape_matches(shape, expected) -> bool:
+    return len(shape) == len(expected) and all(want is None or want == have for want, have in zip(expected, shape))
 
 
 def _as_numeric_array(value: Any, spec: TensorSpec) -> np.ndarray:
@@ -79,7 +90,7 @@ def _as_numeric_array(value: Any, spec: TensorSpec) -> np.ndarray:
     return array
 
 
-def _check_shape(array: np.ndarray, spec: TensorSpec) -> None:
+def _raise_shape_error(array: np.ndarray, spec: TensorSpec) -> None:
     got = f"got {tuple(array.shape)} {array.dtype}"
     if array.ndim != len(spec.shape):
         hint = ""
@@ -93,11 +104,10 @@ def _check_shape(array: np.ndarray, spec: TensorSpec) -> None:
         for index, (want, have) in enumerate(zip(spec.shape, array.shape))
         if want is not None and want != have
     ]
-    if wrong:
-        raise InputError(
-            f"input '{spec.name}': expected shape {spec.describe()}, {got} "
-            f"(dimension {wrong[0]} must be {spec.shape[wrong[0]]})"
-        )
+    raise InputError(
+        f"input '{spec.name}': expected shape {spec.describe()}, {got} "
+        f"(dimension {wrong[0]} must be {spec.shape[wrong[0]]})"
+    )
 
 
 def _cast(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
@@ -107,7 +117,8 @@ def _cast(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
         return np.ascontiguousarray(array, dtype=target)
     if array.dtype.kind == "f" and target.kind == "f":
         # float64 -> float32 only rounds; refuse only what would overflow to infinity.
-        cast = array.astype(target)
+        with np.errstate(over="ignore"):
+            cast = array.astype(target)
         if np.isfinite(cast).all() or not np.isfinite(array).all():
             return np.ascontiguousarray(cast)
         raise InputError(f"input '{spec.name}': values overflow {target} (max {np.finfo(target).max:g})")

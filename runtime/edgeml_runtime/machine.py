@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import platform
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -32,11 +32,11 @@ def machine_info() -> dict:
     EDGEML_EMULATED), because emulated latency says nothing about the real device's latency.
     """
     info = {
-        "arch": platform.machine(),
+        "arch": os.uname().machine if hasattr(os, "uname") else sys.platform,
         "cpu": cpu_model(),
         "cores": os.cpu_count() or 1,
-        "python": platform.python_version(),
-        "os": platform.platform(),
+        "python": "{}.{}.{}".format(*sys.version_info[:3]),
+        "os": operating_system(),
         "board": _read_text("/proc/device-tree/model"),
         "governor": _read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
         "cpu_max_mhz": _khz_to_mhz(_read_text("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")),
@@ -44,6 +44,17 @@ def machine_info() -> dict:
         "emulated": os.environ.get("EDGEML_EMULATED") or None,
     }
     return info
+
+
+def operating_system() -> str:
+    """e.g. 'Debian GNU/Linux 12 (bookworm), Linux 6.6.51+rpt-rpi-v8'."""
+    pretty = None
+    for line in (_read_text("/etc/os-release") or "").splitlines():
+        if line.startswith("PRETTY_NAME="):
+            pretty = line.split("=", 1)[1].strip('"')
+    uname = os.uname() if hasattr(os, "uname") else None  # platform module avoided: slow to import
+    kernel = f"{uname.sysname} {uname.release}" if uname else sys.platform
+    return f"{pretty}, {kernel}" if pretty else kernel
 
 
 def cpu_model() -> str:
@@ -57,7 +68,7 @@ def cpu_model() -> str:
     part = fields.get("CPU part")
     if part:
         return ARM_CORES.get(part.lower(), f"ARM part {part}")
-    return platform.processor() or platform.machine()
+    return fields.get("Hardware") or (os.uname().machine if hasattr(os, "uname") else "unknown")
 
 
 def cpu_temperature() -> Optional[float]:

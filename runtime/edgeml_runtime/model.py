@@ -68,6 +68,7 @@ class Model:
         self._owner = threading.get_ident()
         self._local = threading.local()
         self._sessions_lock = threading.Lock()
+        self._quantized_outputs = any(spec.quantization is not None for spec in session.outputs)
 
     @property
     def backend(self) -> str:
@@ -95,11 +96,12 @@ class Model:
 
     def run(self, feeds: Any, *, raw: bool = False, allow_nonfinite: bool = False) -> Dict[str, np.ndarray]:
         """Run one inference. Returns outputs by name; quantized outputs are dequantized unless raw=True."""
-        prepared = prepare_feeds(feeds, self.inputs, raw=raw, allow_nonfinite=allow_nonfinite)
-        outputs = self._session().run(prepared)
-        if raw:
+        session = self._session()
+        prepared = prepare_feeds(feeds, session.inputs, raw=raw, allow_nonfinite=allow_nonfinite)
+        outputs = session.run(prepared)
+        if raw or not self._quantized_outputs:
             return outputs
-        return {spec.name: _real_values(outputs[spec.name], spec) for spec in self.outputs}
+        return {spec.name: _real_values(outputs[spec.name], spec) for spec in session.outputs}
 
     def _session(self):
         if self._first_session.concurrent or threading.get_ident() == self._owner:

@@ -30,9 +30,13 @@ class TensorSpec:
     dtype: str
     quantization: Optional[Quantization] = None
 
+    def __post_init__(self):
+        # Cached: run() compares against it on every call.
+        object.__setattr__(self, "_numpy_dtype", np.dtype(self.dtype))
+
     @property
     def numpy_dtype(self) -> np.dtype:
-        return np.dtype(self.dtype)
+        return self._numpy_dtype
 
     @property
     def is_quantized(self) -> bool:

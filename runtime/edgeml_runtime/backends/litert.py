@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from importlib import metadata
 from typing import Dict, Optional
 
 import numpy as np
 
-from edgeml_runtime.errors import ModelLoadError
+from edgeml_runtime.errors import ModelLoadError, ModelRunError
 from edgeml_runtime.specs import Quantization, TensorSpec
 
 __all__ = ["LiteRTSession", "open", "tflite_runtime_numpy_problem", "unavailable_reason"]
@@ -23,7 +22,7 @@ def unavailable_reason(name: str) -> Optional[str]:
     if importlib.util.find_spec(MODULES[name]) is None:
         return f"{DISTRIBUTIONS[name]} is not installed"
     if name == "tflite_runtime":
-        return tflite_runtime_numpy_problem(_version(name), np.__version__)
+        return tflite_runtime_numpy_problem(_installed_version(name), np.__version__)
     return None
 
 
@@ -39,7 +38,10 @@ def tflite_runtime_numpy_problem(tflite_version: str, numpy_version: str) -> Opt
     return None
 
 
-def _version(name: str) -> str:
+def _installed_version(name: str) -> str:
+    """Version without importing the package (tflite_runtime must not be imported under numpy 2)."""
+    from importlib import metadata  # only on this rare path: importing metadata costs ~20 ms
+
     try:
         return metadata.version(DISTRIBUTIONS[name])
     except metadata.PackageNotFoundError:
@@ -59,16 +61,16 @@ class LiteRTSession:
     def __init__(self, model_bytes: bytes, name: str, threads: Optional[int]):
         interpreter_module = importlib.import_module(MODULES[name] + ".interpreter")
         self.name = name
-        self.version = _version(name)
+        self.version = str(getattr(importlib.import_module(MODULES[name]), "__version__", "unknown"))
         try:
             # model_content: the model is read from bytes, which the interpreter verifies.
             self._interpreter = interpreter_module.Interpreter(model_content=model_bytes, num_threads=threads)
             self._interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as error:
+            self._input_details = self._interpreter.get_input_details()
+            self._output_details = self._interpreter.get_output_details()
+            input_names, output_names = self._signature_names()
+        except (ValueError, RuntimeError, KeyError) as error:  # UnicodeDecodeError is a ValueError
             raise ModelLoadError(f"LiteRT cannot load the model: {_first_line(error)}") from None
-        self._input_details = self._interpreter.get_input_details()
-        self._output_details = self._interpreter.get_output_details()
-        input_names, output_names = self._signature_names()
         self.inputs = [_spec(d, input_names.get(d["index"], d["name"])) for d in self._input_details]
         self.outputs = [_spec(d, output_names.get(d["index"], d["name"])) for d in self._output_details]
         # Shapes the interpreter is currently planned for; tracked here because reading them back
@@ -101,7 +103,10 @@ class LiteRTSession:
             interpreter.allocate_tensors()
         for index, name in self._input_plan:
             interpreter.set_tensor(index, feeds[name])
-        interpreter.invoke()
+        try:
+            interpreter.invoke()
+        except RuntimeError as error:
+            raise ModelRunError(f"LiteRT failed to run the model: {_first_line(error)}") from None
         return {name: interpreter.get_tensor(index) for index, name in self._output_plan}
 
 

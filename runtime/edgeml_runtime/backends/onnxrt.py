@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-from importlib import metadata
+import io
 from typing import Dict, Optional
 
 import numpy as np
 
-from edgeml_runtime.errors import ModelLoadError
+from edgeml_runtime.errors import ModelLoadError, ModelRunError
 from edgeml_runtime.specs import TensorSpec
 
 __all__ = ["OnnxRuntimeSession", "open", "unavailable_reason"]
@@ -47,16 +48,19 @@ class OnnxRuntimeSession:
     def __init__(self, model_bytes: bytes, threads: Optional[int]):
         import onnxruntime
 
-        self.version = metadata.version("onnxruntime")
+        self.version = onnxruntime.__version__
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only: warnings about unused initializers are noise here
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         try:
-            self._session = onnxruntime.InferenceSession(
-                model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            # On a load error onnxruntime print()s an "EP Error" banner to stdout and retries; keep
+            # stdout clean for --json output (the error itself is raised and reported below).
+            with contextlib.redirect_stdout(io.StringIO()):
+                self._session = onnxruntime.InferenceSession(
+                    model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+                )
         except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             raise ModelLoadError(f"ONNX Runtime cannot load the model: {_first_line(error)}") from None
         self.inputs = [_spec(node) for node in self._session.get_inputs()]
@@ -64,7 +68,10 @@ class OnnxRuntimeSession:
         self._output_names = [spec.name for spec in self.outputs]
 
     def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        values = self._session.run(self._output_names, feeds)
+        try:
+            values = self._session.run(self._output_names, feeds)
+        except Exception as error:  # onnxruntime's own exception types (Fail, InvalidArgument, ...)
+            raise ModelRunError(f"ONNX Runtime failed to run the model: {_first_line(error)}") from None
         return dict(zip(self._output_names, values))
 
 

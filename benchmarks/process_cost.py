@@ -1,0 +1,91 @@
+"""Whole-process cost of `python -m edgeml_runtime bench` with one run vs a bare backend script.
+
+Target (issue 2): at most 1.3x the wall time and 1.2x the peak memory of a script that imports the
+backend, loads the model and runs once. TensorFlow's own interpreter is shown for scale.
+Each child's peak RSS comes from os.wait4; runs are interleaved and medians compared.
+Run: python benchmarks/process_cost.py
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from bench_models import TINY, mobilenet
+
+BARE = {
+    "tflite": """
+import sys, numpy as np
+from ai_edge_litert.interpreter import Interpreter
+it = Interpreter(model_content=open(sys.argv[1], 'rb').read(), num_threads=1)
+it.allocate_tensors()
+d = it.get_input_details()[0]
+it.set_tensor(d['index'], np.random.random(tuple(d['shape'])).astype(np.float32))
+it.invoke()
+it.get_tensor(it.get_output_details()[0]['index'])
+""",
+    "onnx": """
+import sys, numpy as np, onnxruntime as ort
+o = ort.SessionOptions(); o.intra_op_num_threads = 1
+s = ort.InferenceSession(open(sys.argv[1], 'rb').read(), o, providers=['CPUExecutionProvider'])
+i = s.get_inputs()[0]
+shape = [1 if not isinstance(d, int) else d for d in i.shape]
+s.run(None, {i.name: np.random.random(shape).astype(np.float32)})
+""",
+}
+TENSORFLOW = """
+import sys, numpy as np, tensorflow as tf
+it = tf.lite.Interpreter(model_path=sys.argv[1], num_threads=1)
+it.allocate_tensors()
+d = it.get_input_details()[0]
+it.set_tensor(d['index'], np.random.random(tuple(d['shape'])).astype(np.float32))
+it.invoke()
+"""
+
+
+def measure(argv):
+    """Wall seconds and peak RSS (MB) of one child process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise SystemExit(f"child failed: {argv}")
+    return time.perf_counter() - started, usage.ru_maxrss / 1024.0
+
+
+def compare(label, path, fmt, rounds, with_tensorflow):
+    commands = {
+        "bare script": [sys.executable, "-c", BARE[fmt], str(path)],
+        "edgeml_runtime bench": [sys.executable, "-m", "edgeml_runtime", "bench", str(path), "--runs", "1",
+                                 "--warmup", "0", "--min-seconds", "0", "--warmup-seconds", "0", "--threads", "1",
+                                 "--json"],
+    }
+    if with_tensorflow and fmt == "tflite":
+        commands["tensorflow tf.lite"] = [sys.executable, "-c", TENSORFLOW, str(path)]
+    samples = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, argv in commands.items():
+            samples[name].append(measure(argv))
+    base_time = statistics.median(s[0] for s in samples["bare script"])
+    base_rss = statistics.median(s[1] for s in samples["bare script"])
+    for name, values in samples.items():
+        wall = statistics.median(v[0] for v in values)
+        rss = statistics.median(v[1] for v in values)
+        print(f"{label:<18} {fmt:<6} {name:<22} wall {wall * 1000:8.0f} ms ({wall / base_time:5.2f}x)   "
+              f"peak RSS {rss:7.1f} MB ({rss / base_rss:5.2f}x)")
+
+
+def main():
+    print("median of interleaved runs; ratios vs the bare script")
+    compare("tiny MLP", TINY["tflite"], "tflite", rounds=7, with_tensorflow=True)
+    compare("tiny MLP", TINY["onnx"], "onnx", rounds=7, with_tensorflow=False)
+    big = mobilenet()
+    compare("MobileNetV2 224", big["tflite"], "tflite", rounds=5, with_tensorflow=False)
+    compare("MobileNetV2 224", big["onnx"], "onnx", rounds=5, with_tensorflow=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""`Predictor`: a model plus what the trainer recorded, so apps get labels and scores from raw samples.
+
+    predictor = Predictor.from_bundle("/opt/app/model")       # or from_manifest / from_model
+    result = predictor.predict([5.1, 3.5, 1.4, 0.2])           # one sample -> Prediction
+    result.label, result.score, result.top_k, result.version
+    predictor.predict(batch)                                    # (N, ...) -> list of Prediction
+
+Numpy and one backend only. Safe to call from several threads (Model.run is).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+from edgeml_runtime.errors import InputError, ModelLoadError
+from edgeml_runtime.locate import ModelSource, file_version, locate
+from edgeml_runtime.metadata import (
+    CLASSIFICATION,
+    ModelMetadata,
+    encode_records,
+    guessed_metadata,
+    metadata_for_task,
+    read_labels,
+)
+from edgeml_runtime.model import Model, load
+from edgeml_runtime.specs import TensorSpec
+
+__all__ = ["Prediction", "Predictor"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One sample's result. Classifiers fill label/index/score/top_k; regression fills value."""
+
+    version: str
+    output: np.ndarray  # the model's (dequantized) output for this sample
+    label: Optional[str] = None
+    index: Optional[int] = None
+    score: Optional[float] = None
+    top_k: List[Tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def value(self) -> np.ndarray:
+        """Regression: the raw output array (for a single-value model, `value[0]` is the number)."""
+        return self.output
+
+    def to_dict(self) -> dict:
+        if self.label is None:
+            return {"value": self.output.tolist(), "version": self.version}
+        return {
+            "label": self.label,
+            "index": self.index,
+            "score": self.score,
+            "top_k": [{"label": label, "score": score} for label, score in self.top_k],
+            "version": self.version,
+        }
+
+
+class Predictor:
+    """Raw sample in, Prediction out. Build it with from_bundle, from_manifest or from_model."""
+
+    def __init__(self, model: Model, metadata: ModelMetadata, *, version: str, top_k: int = 3,
+                 source: Optional[ModelSource] = None):
+        self.model = model
+        self.metadata = metadata
+        self.version = version
+        self.source = source
+        self._input = model.inputs[0]
+        self._output = _chosen_output(model.outputs, metadata.output_name)
+        self._classes = np.asarray(metadata.classes, dtype=object)
+        self.top_k = max(1, min(top_k, len(metadata.classes) or 1))
+        _check_consistent(model, metadata, self._output)
+
+    # -- construction -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_model(cls, path: PathLike, *, labels: Optional[PathLike] = None, task: Optional[str] = None,
+                   classes: Optional[List[str]] = None, version: Optional[str] = None, top_k: int = 3,
+                   backend: Optional[str] = None, threads: Optional[int] = None) -> Predictor:
+        """A model file. labels.json beside it is used unless `labels`, or `task`/`classes`, say otherwise."""
+        source = locate(path)
+        if source.kind != "model":
+            raise ModelLoadError(f"{path} is not a model file; use Predictor.from_bundle or from_manifest")
+        if labels is not None:
+            source = ModelSource(source.model, Path(labels), source.version, source.kind)
+        elif task is not None or classes is not None:
+            source = ModelSource(source.model, None, source.version, source.kind)
+        return cls._build(source, task=task, classes=classes, version=version, top_k=top_k, backend=backend,
+                          threads=threads)
+
+    @classmethod
+    def from_manifest(cls, path: PathLike, *, artifact: Optional[str] = None, top_k: int = 3,
+                      backend: Optional[str] = None, threads: Optional[int] = None) -> Predictor:
+        """An `edgeml convert` manifest.json (or its directory). `artifact` picks one by file name,
+        quantization or format; by default the first that passed its check and runs here."""
+        path = Path(path)
+        source = locate(path / "manifest.json" if path.is_dir() else path, artifact=artifact)
+        return cls._build(source, top_k=top_k, backend=backend, threads=threads)
+
+    @classmethod
+    def from_bundle(cls, path: PathLike, *, artifact: Optional[str] = None, top_k: int = 3,
+                    backend: Optional[str] = None, threads: Optional[int] = None) -> Predictor:
+        """An unpacked bundle, a release directory, or a deployment directory (its `current` release)."""
+        source = locate(path, artifact=artifact)
+        return cls._build(source, top_k=top_k, backend=backend, threads=threads)
+
+    @classmethod
+    def _build(cls, source: ModelSource, *, task=None, classes=None, version=None, top_k=3, backend=None,
+               threads=None) -> Predictor:
+        model = load(source.model, backend=backend, threads=threads)
+        output_shape = model.outputs[0].shape
+        if source.labels is not None:
+            metadata = read_labels(source.labels)
+        elif task is not None or classes is not None:
+            metadata = metadata_for_task(task or CLASSIFICATION, output_shape, classes)
+        else:
+            metadata = guessed_metadata(output_shape)
+        return cls(model, metadata, version=version or source.version or file_version(source.model),
+                   top_k=top_k, source=source)
+
+    # -- prediction ---------------------------------------------------------------------------------
+
+    @property
+    def output_spec(self) -> TensorSpec:
+        """The output predictions are read from (labels.json names it; else the first)."""
+        return self._output
+
+    @property
+    def task(self) -> str:
+        return self.metadata.task
+
+    def predict(self, sample: Any, *, top_k: Optional[int] = None) -> Union[Prediction, List[Prediction]]:
+        """One raw sample -> Prediction; a batch (one more leading dimension) -> list of Prediction.
+
+        A sample is an array or nested list shaped like one model input, a dict by input name, or for
+        table models a row dict {column: value} (a list of row dicts is a batch).
+        """
+        feeds, single = self.to_model_input(sample)
+        outputs = self.model.run(feeds)[self._output.name]
+        predictions = self.interpret(outputs, top_k=top_k)
+        return predictions[0] if single else predictions
+
+    def to_model_input(self, sample: Any) -> Tuple[Any, bool]:
+        """(feeds for Model.run with a batch dimension, whether `sample` was a single sample)."""
+        if isinstance(sample, Mapping):
+            if self._is_feed_dict(sample):
+                first = np.asarray(sample[self._input.name])
+                single = first.ndim == len(self._input.shape) - 1
+                return ({k: np.asarray(v)[None] for k, v in sample.items()} if single else dict(sample)), single
+            return self._encode_rows(sample), True
+        if _is_row_list(sample):
+            return self._encode_rows(sample), False
+        if len(self.model.inputs) > 1:
+            raise InputError(f"the model has {len(self.model.inputs)} inputs {self.input_names}: pass a dict "
+                             "by input name")
+        array = _numeric_array(sample, self._input)
+        return _with_batch(array, self._input)
+
+    def interpret(self, outputs: np.ndarray, *, top_k: Optional[int] = None) -> List[Prediction]:
+        """Model outputs (batch first) -> one Prediction per row."""
+        rows = outputs.reshape(outputs.shape[0], -1) if outputs.ndim != 2 else outputs
+        if self.metadata.task != CLASSIFICATION:
+            return [Prediction(self.version, row) for row in outputs]
+        k = self.top_k if top_k is None else max(1, min(int(top_k), rows.shape[1]))
+        order = np.argsort(-rows, axis=1, kind="stable")[:, :k]
+        predictions = []
+        for row, ranked in zip(rows, order):
+            best = int(ranked[0])
+            predictions.append(Prediction(
+                version=self.version, output=row, label=self._classes[best], index=best,
+                score=float(row[best]), top_k=[(self._classes[i], float(row[i])) for i in ranked],
+            ))
+        return predictions
+
+    @property
+    def input_names(self) -> List[str]:
+        return [spec.name for spec in self.model.inputs]
+
+    def describe(self) -> dict:
+        """JSON-ready facts for /health and logs."""
+        return {
+            "version": self.version,
+            "model": str(self.model.path),
+            "format": self.model.format,
+            "backend": f"{self.model.backend} {self.model.backend_version}",
+            "quantization": self.model.quantization,
+            "inputs": [spec.to_dict() for spec in self.model.inputs],
+            **self.metadata.to_dict(),
+        }
+
+    def _is_feed_dict(self, sample: Mapping) -> bool:
+        names = set(self.input_names)
+        if set(sample) == names and (len(names) > 1 or self.metadata.features is None):
+            return True
+        if self.metadata.features is None:
+            raise InputError(f"got an object with keys {sorted(sample)}; expected the model's inputs "
+                             f"{self.input_names} (a row of named columns needs the model's labels.json)")
+        return False
+
+    def _encode_rows(self, rows: Any) -> np.ndarray:
+        if self.metadata.features is None:
+            raise InputError("rows of named columns need the model's labels.json (written by edgeml train); "
+                             "send the feature vector as a list of numbers instead")
+        return encode_records(rows, self.metadata.features)
+
+    def __repr__(self) -> str:
+        return f"<Predictor {self.model.path.name} version {self.version} {self.metadata.task}>"
+
+
+def _chosen_output(outputs: List[TensorSpec], name: Optional[str]) -> TensorSpec:
+    for spec in outputs:
+        if spec.name == name:
+            return spec
+    return outputs[0]
+
+
+def _check_consistent(model: Model, metadata: ModelMetadata, output: TensorSpec) -> None:
+    """labels.json from another model would give wrong labels silently: refuse it at load."""
+    width = output.shape[-1] if output.shape else None
+    if metadata.task == CLASSIFICATION and width is not None and width != len(metadata.classes):
+        raise ModelLoadError(f"{metadata.source or 'the class list'} names {len(metadata.classes)} classes but "
+                             f"{model.path.name} outputs {width} scores; labels.json belongs to another model")
+    features = (metadata.features or {}).get("vector")
+    columns = model.inputs[0].shape[-1] if model.inputs[0].shape else None
+    if features and len(model.inputs[0].shape) == 2 and columns is not None and columns != len(features):
+        raise ModelLoadError(f"{metadata.source} describes {len(features)} features but {model.path.name} takes "
+                             f"{columns}; labels.json belongs to another model")
+
+
+def _is_row_list(sample: Any) -> bool:
+    return isinstance(sample, (list, tuple)) and len(sample) > 0 and all(isinstance(r, Mapping) for r in sample)
+
+
+def _numeric_array(sample: Any, spec: TensorSpec) -> np.ndarray:
+    try:
+        array = np.asarray(sample)
+    except (ValueError, TypeError):
+        raise InputError(f"input '{spec.name}': rows of different lengths; expected {spec.describe()}") from None
+    if array.dtype.kind not in "biuf":
+        what = "rows of different lengths" if array.dtype == object else f"{array.dtype} values"
+        raise InputError(f"input '{spec.name}': expected numbers shaped {spec.describe()}, got {what}")
+    return array
+
+
+def _with_batch(array: np.ndarray, spec: TensorSpec) -> Tuple[np.ndarray, bool]:
+    """Add the batch dimension to one sample (and the channel of a channel-less grayscale image)."""
+    rank = len(spec.shape)
+    if rank >= 3 and spec.shape[-1] == 1 and array.ndim == rank - 2:
+        return array[None, ..., None], True
+    if array.ndim == rank - 1:
+        wrong = [i for i, (want, have) in enumerate(zip(spec.shape[1:], array.shape)) if want not in (None, have)]
+        if wrong:
+            raise InputError(f"input '{spec.name}': expected one sample shaped {_sample_shape(spec)}, got shape "
+                             f"{tuple(array.shape)} (dimension {wrong[0]} must be {spec.shape[wrong[0] + 1]})")
+        return array[None], True
+    if array.ndim == rank:
+        return array, False
+    raise InputError(f"input '{spec.name}': expected one sample shaped {_sample_shape(spec)} or a batch shaped "
+                     f"{spec.describe()}, got shape {tuple(array.shape)}")
+
+
+def _sample_shape(spec: TensorSpec) -> str:
+    dims = ", ".join("None" if d is None else str(d) for d in spec.shape[1:])
+    return f"({dims}{',' if len(spec.shape) == 2 else ''})"
+

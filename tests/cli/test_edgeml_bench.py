@@ -1,0 +1,95 @@
+"""`edgeml bench` and the top-level CLI, run as a user runs them (subprocesses, real backends)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parent.parent / "runtime" / "data"
+FAST = ["--runs", "20", "--min-seconds", "0"]
+
+
+def edgeml(*args, check=True):
+    result = subprocess.run([sys.executable, "-m", "edgeml", *map(str, args)], capture_output=True, text=True,
+                            timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}: {result.stderr}")
+    return result
+
+
+def test_version_lists_every_part():
+    lines = edgeml("--version").stdout.splitlines()
+    names = [line.split()[0] for line in lines]
+    assert names[:2] == ["edgeml", "edgeml-runtime"]
+    assert {"ai-edge-litert", "tflite-runtime", "onnxruntime"} <= set(names)
+    assert "tflite-runtime not installed" in lines  # the legacy backend is not part of the dev install
+
+
+def test_help_is_fast_and_imports_no_tensorflow():
+    code = ("import sys; from edgeml.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'onnx')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip().endswith("[]"), result.stdout + result.stderr
+    assert "convert" in result.stdout and "quickstart" in result.stdout
+
+
+def test_bench_json_compares_models_and_threads():
+    results = json.loads(edgeml("bench", DATA / "mlp_fp32.tflite", DATA / "mlp_fp32.onnx", "--threads", "1,2",
+                                *FAST, "--json").stdout)
+    assert len(results) == 4
+    assert {(Path(r["model"]).name, r["threads"]) for r in results} == {
+        ("mlp_fp32.tflite", 1), ("mlp_fp32.tflite", 2), ("mlp_fp32.onnx", 1), ("mlp_fp32.onnx", 2)}
+    assert all(r["schema"] == "edgeml.bench/1" and r["runs"] >= 20 for r in results)
+
+
+def test_bench_table_names_every_configuration():
+    table = edgeml("bench", DATA / "mlp_int8.tflite", *FAST, "--backend", "litert").stdout
+    assert "mlp_int8.tflite" in table and "int8" in table and "litert" in table and "p50 ms" in table
+
+
+def test_bench_manifest_directory_expands_to_its_artifacts(tmp_path):
+    for name in ("mlp_fp32.tflite", "mlp_fp32.onnx"):
+        (tmp_path / name).write_bytes((DATA / name).read_bytes())
+    manifest = {"schema": "edgeml.manifest/1", "artifacts": [{"path": "mlp_fp32.tflite"}, {"path": "mlp_fp32.onnx"}]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    results = json.loads(edgeml("bench", tmp_path, *FAST, "--json").stdout)
+    assert sorted(Path(r["model"]).name for r in results) == ["mlp_fp32.onnx", "mlp_fp32.tflite"]
+
+
+def test_baseline_gate_fails_on_regression_and_passes_within_limit(tmp_path):
+    current = json.loads(edgeml("bench", DATA / "mlp_fp32.tflite", "--threads", "1", *FAST, "--json").stdout)
+    faster = json.loads(json.dumps(current))
+    faster[0]["latency_ms"]["p50"] = current[0]["latency_ms"]["p50"] / 10  # an old run 10x faster
+    (tmp_path / "fast.json").write_text(json.dumps(faster))
+    slower = json.loads(json.dumps(current))
+    slower[0]["latency_ms"]["p50"] = current[0]["latency_ms"]["p50"] * 100  # an old run 100x slower
+    (tmp_path / "slow.json").write_text(json.dumps(slower))
+
+    failed = edgeml("bench", DATA / "mlp_fp32.tflite", "--threads", "1", *FAST, "--baseline", tmp_path / "fast.json",
+                    "--max-regression", "10%", check=False)
+    assert failed.returncode == 1
+    assert "p50 slower than the baseline by more than 10%" in failed.stderr
+    passed = edgeml("bench", DATA / "mlp_fp32.tflite", "--threads", "1", *FAST, "--baseline", tmp_path / "slow.json",
+                    check=False)
+    assert passed.returncode == 0, passed.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["bench", "missing.tflite"], "model file not found: missing.tflite"),
+        (["bench", str(DATA / "mlp_fp32.tflite"), "--threads", "two"], "expected numbers separated by commas"),
+        (["bench", str(DATA / "mlp_fp32.tflite"), "--backend", "onnxruntime"], "none of the backends"),
+        (["bench", str(DATA / "make_models.py")], "not a .tflite/.onnx/.ort model"),
+    ],
+)
+def test_bench_bad_input_exits_2_without_traceback(args, message):
+    result = edgeml(*args, check=False)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
