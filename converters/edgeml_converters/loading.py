@@ -1,0 +1,332 @@
+"""Loading the source model (.keras, .h5, SavedModel) into one form the exporters and validation share.
+
+Every source ends up as a SavedModel with a `serving_default` signature whose input and output keys are
+the model's own input/output names: the TFLite converter and tf2onnx both read that, so Sequential,
+Functional and subclassed models, several inputs/outputs and a dynamic batch all take the same path
+(tf2onnx's `from_keras` does not work on Keras 3 models, which is why it is not used).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+from edgeml_runtime import ModelLoadError
+
+from edgeml_converters.errors import UnsafeModelError
+from edgeml_converters.tensorflow_env import import_tensorflow
+
+__all__ = ["SourceModel", "TensorInfo", "detect_kind", "load_source"]
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+SERVING = "serving_default"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: Tuple[Optional[int], ...]
+    dtype: str
+
+
+@dataclass
+class SourceModel:
+    """The loaded original: its tensors, a SavedModel to convert from, and `predict` for validation."""
+
+    path: Path
+    kind: str  # "keras" | "h5" | "saved_model"
+    loader: str  # which library loaded it, e.g. "keras 3.15.1" or "tf_keras 2.21.0"
+    inputs: List[TensorInfo]
+    outputs: List[TensorInfo]
+    saved_model_dir: Path
+    predict: Callable[[Dict[str, np.ndarray]], Dict[str, np.ndarray]]
+    notes: List[str] = field(default_factory=list)
+    signature_key: str = SERVING
+    temporary_dir: Optional[Path] = None  # our own export, removed by `cleanup()`
+    keep_alive: object = None  # a loaded SavedModel must outlive its signature function
+
+    def cleanup(self) -> None:
+        if self.temporary_dir is not None:
+            shutil.rmtree(self.temporary_dir, ignore_errors=True)
+
+
+def detect_kind(path: Path) -> str:
+    """'keras', 'h5' or 'saved_model', from the path and the file's first bytes."""
+    if not path.exists():
+        raise ModelLoadError(f"model not found: {path}")
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+            return "saved_model"
+        raise ModelLoadError(
+            f"{path} is a directory without saved_model.pb; pass a .keras/.h5 file or a SavedModel directory"
+        )
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head == HDF5_MAGIC:
+        return "h5"
+    if head[:4] == b"PK\x03\x04":
+        return "keras"
+    if path.suffix.lower() in (".keras", ".h5", ".hdf5"):
+        raise ModelLoadError(
+            f"{path}: not a valid {path.suffix} file (wrong header); the file is corrupt or truncated, "
+            "save the model again"
+        )
+    raise ModelLoadError(
+        f"{path}: not a model file; edgeml convert reads .keras, .h5 and SavedModel directories"
+    )
+
+
+def load_source(path: Path, *, unsafe: bool = False) -> SourceModel:
+    """Load `path`, refusing Python code (Lambda layers) unless `unsafe`, and export its SavedModel."""
+    kind = detect_kind(path)
+    if kind == "saved_model":
+        return _load_saved_model(path)
+    if not unsafe:
+        _refuse_lambda_layers(path, kind)
+    model, loader, notes = _load_keras(path, kind, unsafe)
+    return _from_keras_model(model, path, kind, loader, notes)
+
+
+# --- safety: Lambda layers carry Python bytecode that runs when the model is loaded ---------------
+
+
+def _refuse_lambda_layers(path: Path, kind: str) -> None:
+    config = _read_model_config(path, kind)
+    lambdas = sorted(set(_lambda_layer_names(config)))
+    if lambdas:
+        raise UnsafeModelError(
+            f"{path.name} contains Lambda layer(s) {', '.join(lambdas)} with Python code that would run "
+            "when the model is loaded; pass --unsafe (unsafe=True) only if you trust where the file came from"
+        )
+
+
+def _read_model_config(path: Path, kind: str) -> dict:
+    try:
+        if kind == "keras":
+            with zipfile.ZipFile(path) as archive:
+                return json.loads(archive.read("config.json"))
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            raw = handle.attrs.get("model_config")
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+        raise ModelLoadError(
+            f"{path.name}: cannot read the model configuration ({_first_line(error)}); the file is corrupt "
+            "or truncated, save the model again"
+        ) from None
+    if raw is None:
+        raise ModelLoadError(
+            f"{path.name} holds weights only, no model configuration; save the whole model "
+            "(model.save('model.keras')), not model.save_weights()"
+        )
+    return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+
+
+def _lambda_layer_names(node) -> List[str]:
+    found = []
+    if isinstance(node, dict):
+        if node.get("class_name") == "Lambda":
+            found.append(str(node.get("config", {}).get("name", "lambda")))
+        for value in node.values():
+            found.extend(_lambda_layer_names(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_lambda_layer_names(value))
+    return found
+
+
+# --- Keras ------------------------------------------------------------------------------------------
+
+
+def _load_keras(path: Path, kind: str, unsafe: bool):
+    """Keras 3 first; Keras 2 .h5 files Keras 3 cannot read (e.g. DepthwiseConv2D with `groups`) via tf_keras."""
+    import_tensorflow()
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+        return model, f"keras {keras.__version__}", []
+    except Exception as error:  # Keras raises ValueError/TypeError/KeyError/OSError for unreadable files
+        keras3_error = error
+    if kind != "h5":
+        raise ModelLoadError(f"cannot load {path.name} with Keras {keras.__version__}: {_first_line(keras3_error)}")
+    import tf_keras
+
+    try:
+        model = tf_keras.models.load_model(path, compile=False)
+    except Exception as error:
+        raise ModelLoadError(
+            f"cannot load {path.name}: Keras {keras.__version__} says '{_first_line(keras3_error)}', "
+            f"tf_keras {tf_keras.__version__} says '{_first_line(error)}'; the file is corrupt, truncated "
+            "or uses custom layers that are not importable here"
+        ) from None
+    note = f"loaded with tf_keras {tf_keras.__version__} (Keras 3 could not: {_first_line(keras3_error)})"
+    return model, f"tf_keras {tf_keras.__version__}", [note]
+
+
+def _from_keras_model(model, path: Path, kind: str, loader: str, notes: List[str]) -> SourceModel:
+    tf = import_tensorflow()
+    inputs = _keras_inputs(model)
+    specs = [tf.TensorSpec(info.shape, info.dtype, name=info.name) for info in inputs]
+    probe = [np.zeros((1,) + tuple(d or 1 for d in info.shape[1:]), info.dtype) for info in inputs]
+    output_names = _keras_output_names(model, _call_keras(model, probe))
+
+    def serve(*args):
+        return _named_outputs(_call_keras(model, list(args)), output_names)
+
+    temporary_dir = Path(tempfile.mkdtemp(prefix="edgeml-export-"))
+    export_dir = temporary_dir / "saved_model"
+    _export_keras(model, serve, specs, export_dir, tf)
+    concrete = tf.function(serve, input_signature=specs).get_concrete_function()
+    outputs = [
+        TensorInfo(name, tuple(concrete.structured_outputs[name].shape.as_list()),
+                   concrete.structured_outputs[name].dtype.name)
+        for name in output_names
+    ]
+
+    def predict(feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        values = _call_keras(model, [feeds[info.name] for info in inputs])
+        return {name: np.asarray(value) for name, value in _named_outputs(values, output_names).items()}
+
+    return SourceModel(path, kind, loader, inputs, outputs, export_dir, predict, notes, temporary_dir=temporary_dir)
+
+
+def _call_keras(model, args):
+    return model(args[0] if len(args) == 1 else list(args), training=False)
+
+
+def _keras_inputs(model) -> List[TensorInfo]:
+    """Name, shape (batch always dynamic) and dtype of each input, also for subclassed models."""
+    try:
+        tensors = list(model.inputs or [])
+    except AttributeError:  # a subclassed Keras 3 model has no symbolic inputs
+        tensors = []
+    if tensors:
+        raw = [(getattr(t, "name", ""), tuple(t.shape), _dtype_name(t.dtype)) for t in tensors]
+    else:
+        raw = [(f"input_{i}", shape, "float32") for i, shape in enumerate(_built_input_shapes(model))]
+    infos, used = [], set()
+    for index, (name, shape, dtype) in enumerate(raw):
+        clean = _signature_key(name.split(":")[0], f"input_{index}", used)
+        infos.append(TensorInfo(clean, (None,) + tuple(shape[1:]), dtype))
+    return infos
+
+
+def _built_input_shapes(model) -> List[tuple]:
+    config = model.get_build_config() if hasattr(model, "get_build_config") else None
+    shape = (config or {}).get("input_shape")
+    if shape is None:
+        raise ModelLoadError(
+            "cannot tell the model's input shape (a subclassed model that was never built); "
+            "call the model on one batch before saving it"
+        )
+    if isinstance(shape, dict):
+        return [tuple(value) for value in shape.values()]
+    if shape and isinstance(shape[0], (list, tuple)):
+        return [tuple(value) for value in shape]
+    return [tuple(shape)]
+
+
+def _keras_output_names(model, outputs) -> List[str]:
+    if isinstance(outputs, dict):
+        return [str(key) for key in outputs]
+    count = len(outputs) if isinstance(outputs, (list, tuple)) else 1
+    declared = list(getattr(model, "output_names", None) or [])
+    candidates = declared if len(declared) == count else [f"output_{i}" for i in range(count)]
+    used: set = set()
+    return [_signature_key(name, f"output_{i}", used) for i, name in enumerate(candidates)]
+
+
+def _named_outputs(outputs, names: List[str]) -> dict:
+    if isinstance(outputs, dict):
+        return {name: outputs[key] for name, key in zip(names, outputs)}
+    if not isinstance(outputs, (list, tuple)):
+        outputs = [outputs]
+    return dict(zip(names, outputs))
+
+
+def _export_keras(model, serve, specs, export_dir: Path, tf) -> None:
+    """Write the SavedModel. Keras 3 needs its ExportArchive: with a plain tf.Module its variables are
+    not frozen by the TFLite converter (the .tflite then reads uninitialised variables and returns NaN)."""
+    import keras
+
+    with contextlib.redirect_stdout(io.StringIO()):  # ExportArchive prints a summary of the endpoints
+        if isinstance(model, keras.Model):
+            archive = keras.export.ExportArchive()
+            archive.track(model)
+            archive.add_endpoint(SERVING, serve, input_signature=specs)
+            archive.write_out(str(export_dir))
+        else:  # a tf_keras model is itself trackable
+            function = tf.function(serve, input_signature=specs)
+            tf.saved_model.save(model, str(export_dir), signatures={SERVING: function.get_concrete_function()})
+
+
+# --- SavedModel --------------------------------------------------------------------------------------
+
+
+def _load_saved_model(path: Path) -> SourceModel:
+    tf = import_tensorflow()
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as error:
+        raise ModelLoadError(
+            f"cannot load the SavedModel {path}: {_first_line(error)}; the directory is incomplete or corrupt"
+        ) from None
+    signatures = dict(getattr(loaded, "signatures", {}) or {})
+    if not signatures:
+        raise ModelLoadError(
+            f"the SavedModel {path} has no signatures, so there is nothing to convert; export it with "
+            "model.export(path) (Keras) or tf.saved_model.save(obj, path, signatures=...)"
+        )
+    key = SERVING if SERVING in signatures else sorted(signatures)[0]
+    notes = [] if key == SERVING else [f"using signature '{key}' (no '{SERVING}')"]
+    signature = signatures[key]
+    input_specs = signature.structured_input_signature[1]
+    inputs = [TensorInfo(name, tuple(spec.shape.as_list()), spec.dtype.name) for name, spec in input_specs.items()]
+    outputs = [
+        TensorInfo(name, tuple(spec.shape.as_list()), spec.dtype.name)
+        for name, spec in signature.structured_outputs.items()
+    ]
+
+    def predict(feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        values = signature(**{name: tf.constant(value) for name, value in feeds.items()})
+        return {info.name: values[info.name].numpy() for info in outputs}
+
+    loader = f"tf.saved_model {tf.__version__}"
+    return SourceModel(
+        path, "saved_model", loader, inputs, outputs, path, predict, notes, signature_key=key, keep_alive=loaded
+    )
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+
+def _dtype_name(dtype) -> str:
+    return getattr(dtype, "name", None) or str(dtype)
+
+
+def _signature_key(name: str, fallback: str, used: set) -> str:
+    """A name usable as a SavedModel signature key and TF op name, unique within `used`."""
+    clean = re.sub(r"[^A-Za-z0-9_]", "_", name or "")
+    if not clean or not clean[0].isalpha():
+        clean = fallback
+    unique, suffix = clean, 1
+    while unique in used:
+        suffix += 1
+        unique = f"{clean}_{suffix}"
+    used.add(unique)
+    return unique
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(error).__name__

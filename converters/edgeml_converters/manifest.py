@@ -1,0 +1,74 @@
+"""`manifest.json` (schema edgeml.manifest/1, see DESIGN.md): what was converted, from what, how well."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import List, Optional
+
+__all__ = ["SCHEMA", "artifact_entry", "file_sha256", "manifest_dict", "write_json"]
+
+SCHEMA = "edgeml.manifest/1"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def source_sha256(path: Path) -> str:
+    """sha256 of a file, or of a SavedModel directory's files (relative names and contents, sorted)."""
+    if path.is_file():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode() + b"\0" + bytes.fromhex(file_sha256(file)))
+    return digest.hexdigest()
+
+
+def artifact_entry(root: Path, path: Path, fmt: str, mode: str, model, validation: dict, extra=None) -> dict:
+    """One artifact: file facts, the tensor specs as the runtime sees them, and its validation."""
+    entry = {
+        "path": path.relative_to(root).as_posix(),
+        "format": fmt,
+        "quantization": mode,
+        "bytes": path.stat().st_size,
+        "sha256": file_sha256(path),
+        "inputs": [spec.to_dict() for spec in model.inputs],
+        "outputs": [spec.to_dict() for spec in model.outputs],
+        "validation": validation,
+    }
+    entry.update(extra or {})
+    return entry
+
+
+def manifest_dict(source, artifacts: List[dict], calibration: Optional[dict], metadata: Optional[dict]) -> dict:
+    from edgeml_converters import __version__
+
+    manifest = {
+        "schema": SCHEMA,
+        "source": {
+            "path": str(source.path),
+            "sha256": source_sha256(source.path),
+            "kind": source.kind,
+            "loader": source.loader,
+        },
+        "artifacts": artifacts,
+        "calibration": calibration,
+        "edgeml": __version__,
+    }
+    if metadata:
+        manifest["metadata"] = metadata
+    return manifest
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write through a temporary name and rename, so a reader never sees half a manifest."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(temporary, path)

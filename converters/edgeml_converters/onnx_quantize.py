@@ -1,0 +1,98 @@
+"""ONNX quantization with onnxruntime.quantization: dynamic (weights only) and static int8 (QDQ)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from edgeml_converters.calibration import Dataset
+from edgeml_converters.errors import ConversionError
+
+__all__ = ["quantize_dynamic_int8", "quantize_static_int8"]
+
+
+def quantize_dynamic_int8(source: Path, destination: Path) -> None:
+    """int8 weights; activations are quantized on the fly at run time (no calibration data)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    try:
+        # MatMul/Gemm only: ConvInteger (what Conv becomes) has no int8-weight kernel in ONNX Runtime's CPU
+        # provider, so quantizing Conv would give a model that does not load.
+        with _quiet_root_logger():
+            quantize_dynamic(str(source), str(destination), weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul", "Gemm"])
+    except Exception as error:
+        raise ConversionError(f"ONNX dynamic quantization failed: {_first_line(error)}") from None
+
+
+def quantize_static_int8(
+    source: Path, destination: Path, calibration: Dataset, *, progress: Optional[Callable[[str], None]] = None
+) -> List[str]:
+    """Static int8 in QDQ format with per-channel weights; returns notes (e.g. pre-processing skipped)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    notes = []
+    with tempfile.TemporaryDirectory(prefix="edgeml-onnx-") as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        try:
+            # Shape inference + graph optimisation (e.g. folding BatchNorm into Conv) before quantizing,
+            # as onnxruntime recommends: fewer, better-calibrated quantized tensors.
+            # skip_symbolic_shape: ONNX's own shape inference covers these graphs, and symbolic inference
+            # needs sympy, which onnxruntime does not install.
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        except Exception as error:  # symbolic shape inference fails on some graphs: quantize as is
+            notes.append(f"ONNX int8: pre-processing skipped ({_first_line(error)})")
+            prepared = source
+        try:
+            with _quiet_root_logger():
+                quantize_static(
+                    str(prepared), str(destination), _reader(calibration, progress),
+                    quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax,
+                )
+        except Exception as error:
+            raise ConversionError(f"ONNX static int8 quantization failed: {_first_line(error)}") from None
+    return notes
+
+
+def _reader(calibration: Dataset, progress):
+    """A CalibrationDataReader that feeds one sample at a time and reports progress."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._samples = calibration.one_by_one()
+            self._done = 0
+
+        def get_next(self):
+            sample = next(self._samples, None)
+            if sample is not None:
+                self._done += 1
+                if progress and (self._done == calibration.samples or self._done % 25 == 0):
+                    progress(f"calibrating ONNX int8: {self._done}/{calibration.samples} samples")
+            return sample
+
+    return Reader()
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """onnxruntime.quantization logs advice ("consider pre-processing") on the root logger; we already
+    pre-process, so keep those lines out of the user's terminal."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:400] if lines else type(error).__name__

@@ -1,0 +1,152 @@
+"""Checking each converted artifact against the original model, and the gates that decide pass/fail.
+
+The artifact runs through `edgeml_runtime` (what the device will run), the original through Keras/TF.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+
+from edgeml_converters.calibration import Dataset
+
+__all__ = [
+    "DEFAULT_GATES", "Gate", "compare_outputs", "gates_with_overrides",
+    "not_runnable", "run_artifact", "run_batches", "validate",
+]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Thresholds one artifact must meet. None means "not checked"."""
+
+    max_relative_diff: Optional[float] = None  # max |artifact - original| / range of the original's output
+    min_cosine: Optional[float] = None
+    min_agreement: Optional[float] = None  # top-1 agreement, classifier outputs only
+
+    def describe(self) -> str:
+        parts = []
+        if self.max_relative_diff is not None:
+            parts.append(f"max diff <= {self.max_relative_diff:g} x output range")
+        if self.min_cosine is not None:
+            parts.append(f"cosine >= {self.min_cosine:g}")
+        if self.min_agreement is not None:
+            parts.append(f"top-1 agreement >= {self.min_agreement:g}")
+        return ", ".join(parts)
+
+
+# Default gates per mode. fp32 must reproduce the original up to float rounding: differences in
+# accumulation order stay around 1e-6 of the output range, so 1e-4 only fails on a real conversion bug.
+# The quantized modes lose precision by design, so they are judged by what users care about: the
+# direction of the output vector (cosine) and whether the predicted class stays the same (top-1).
+# fp16 keeps ~3 significant digits (cosine ~0.99999 in practice); dynamic-range int8 quantizes weights
+# only; full int8 also quantizes activations, where 1-3% of top-1 flips on held-out data are typical.
+# int16x8 keeps 16-bit activations, so it is held to the dynamic-range bar.
+DEFAULT_GATES = {
+    "fp32": Gate(max_relative_diff=1e-4),
+    "fp16": Gate(min_cosine=0.999, min_agreement=0.99),
+    "dynamic": Gate(min_cosine=0.99, min_agreement=0.97),
+    "int8": Gate(min_cosine=0.98, min_agreement=0.95),
+    "int16x8": Gate(min_cosine=0.99, min_agreement=0.97),
+}
+
+
+def gates_with_overrides(fp32_tolerance=None, min_cosine=None, min_agreement=None) -> Dict[str, Gate]:
+    """The default gates, with the user's thresholds (--fp32-tolerance, --min-cosine, --min-agreement)."""
+    gates = {}
+    for mode, gate in DEFAULT_GATES.items():
+        if mode == "fp32":
+            gates[mode] = Gate(max_relative_diff=gate.max_relative_diff if fp32_tolerance is None else fp32_tolerance)
+        else:
+            gates[mode] = Gate(
+                min_cosine=gate.min_cosine if min_cosine is None else min_cosine,
+                min_agreement=gate.min_agreement if min_agreement is None else min_agreement,
+            )
+    return gates
+
+
+def validate(path: Path, reference: Dict[str, np.ndarray], data: Dataset, gate: Gate, *,
+             synthetic: bool) -> dict:
+    """The manifest's `validation` entry for the artifact at `path`."""
+    outputs, runner = run_artifact(path, data)
+    metrics = compare_outputs(reference, outputs)
+    # Random inputs sit near decision boundaries, where a tiny change flips the top class, so on
+    # synthetic data top-1 agreement is reported but does not gate.
+    agreement_gated = gate.min_agreement is not None and not synthetic
+    checks = [
+        gate.max_relative_diff is None or metrics["relative_max_abs_diff"] <= gate.max_relative_diff,
+        gate.min_cosine is None or metrics["cosine"] >= gate.min_cosine,
+        not agreement_gated or metrics["top1_agreement"] is None or metrics["top1_agreement"] >= gate.min_agreement,
+    ]
+    return {
+        "samples": data.samples,
+        "max_abs_diff": metrics["max_abs_diff"],
+        "cosine": metrics["cosine"],
+        "top1_agreement": metrics["top1_agreement"],
+        "passed": bool(all(checks)),
+        "relative_max_abs_diff": metrics["relative_max_abs_diff"],
+        "gate": (gate if agreement_gated else Gate(gate.max_relative_diff, gate.min_cosine)).describe(),
+        "data": data.source,
+        "runner": runner,
+    }
+
+
+def run_artifact(path: Path, data: Dataset):
+    """Outputs of the artifact on every sample, through edgeml_runtime (what the device runs)."""
+    import edgeml_runtime
+
+    model = edgeml_runtime.load(path)
+    return run_batches(model.run, model.inputs[0].shape[0], data), f"edgeml_runtime/{model.backend}"
+
+
+def not_runnable(data: Dataset, reason: str) -> dict:
+    """The validation entry of an artifact the runtime cannot run (a Flex model, allowed by the user)."""
+    return {"samples": 0, "max_abs_diff": None, "cosine": None, "top1_agreement": None, "passed": False,
+            "error": reason, "data": data.source}
+
+
+def run_batches(run, batch: Optional[int], data: Dataset, chunk: int = 256) -> Dict[str, np.ndarray]:
+    """`run` over every sample, in chunks: a fixed batch size as the model wants, else `chunk` at once."""
+    step = batch or chunk
+    parts = [run({name: array[start:start + step] for name, array in data.arrays.items()})
+             for start in range(0, data.samples, step)]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def compare_outputs(reference: Dict[str, np.ndarray], candidate: Dict[str, np.ndarray]) -> dict:
+    """Worst case over the outputs: max abs diff (absolute and relative to the output's range), mean
+    cosine similarity per sample, and top-1 agreement over classifier-like outputs (N, classes>=2)."""
+    max_abs, relative, cosines, agreements = 0.0, 0.0, [], []
+    for name, expected in reference.items():
+        expected = np.asarray(expected, dtype=np.float64)
+        actual = np.asarray(candidate[name], dtype=np.float64).reshape(expected.shape)
+        difference = float(np.max(np.abs(expected - actual))) if expected.size else 0.0
+        spread = float(expected.max() - expected.min()) if expected.size else 0.0
+        scale = spread if spread > 0 else max(float(np.max(np.abs(expected))), 1e-12)
+        max_abs, relative = max(max_abs, difference), max(relative, difference / scale)
+        cosines.append(_mean_cosine(expected, actual))
+        if expected.ndim == 2 and expected.shape[1] >= 2:
+            agreements.append(float(np.mean(expected.argmax(axis=1) == actual.argmax(axis=1))))
+    return {
+        "max_abs_diff": max_abs,
+        "relative_max_abs_diff": relative,
+        "cosine": min(cosines) if cosines else 1.0,
+        "top1_agreement": min(agreements) if agreements else None,
+    }
+
+
+def _mean_cosine(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Per-sample cosine, averaged. Outputs with one value per sample (regression) are compared as one
+    vector over the batch instead: the cosine of two scalars only says whether their signs agree."""
+    rows = len(expected)
+    a, b = expected.reshape(rows, -1), actual.reshape(rows, -1)
+    if a.shape[1] < 2:
+        a, b = a.reshape(1, -1), b.reshape(1, -1)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    dots = np.sum(a * b, axis=1)
+    both_zero = (np.linalg.norm(a, axis=1) == 0) & (np.linalg.norm(b, axis=1) == 0)
+    cosine = np.where(both_zero, 1.0, dots / np.where(norms == 0, 1.0, norms))
+    return float(np.mean(cosine))
