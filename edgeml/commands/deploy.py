@@ -1,0 +1,145 @@
+"""`edgeml deploy`: copy a bundle to devices over SSH, verify, install, smoke-test, activate atomically;
+or roll back, show status, and benchmark on the devices."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("bundle", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--host", "hosts", multiple=True, required=True, metavar="USER@HOST[:PORT]",
+              help="Device to deploy to; repeat for several (handled in parallel).")
+@click.option("-i", "--identity", type=click.Path(exists=True, dir_okay=False), help="SSH private key (ssh -i).")
+@click.option("-F", "--ssh-config", type=click.Path(exists=True, dir_okay=False), help="SSH config file (ssh -F).")
+@click.option("-o", "--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",
+              help="Extra ssh option (ssh -o), may be repeated.")
+@click.option("--dir", "remote_dir", default="~/edgeml", show_default=True, help="Deploy directory on the device.")
+@click.option("--remote-python", default="python3", show_default=True, help="The device's Python interpreter.")
+@click.option("--rollback", is_flag=True, help="Switch back to the previous release.")
+@click.option("--status", is_flag=True, help="Show what each host runs.")
+@click.option("--bench", is_flag=True, help="Benchmark the active model on each host (after deploying BUNDLE).")
+@click.option("--runs", type=click.IntRange(1), help="Benchmark runs (with --bench).")
+@click.option("--threads", type=click.IntRange(1), help="Benchmark threads (with --bench).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable results on stdout.")
+def deploy(bundle, hosts, identity, ssh_config, ssh_options, remote_dir, remote_python, rollback, status, bench,
+           runs, threads, as_json):
+    """Deploy BUNDLE to every --host, or --rollback / --status / --bench them.
+
+    On each device: upload to DIR/staging, verify every sha256, install into releases/VERSION/venv from
+    the bundle's wheels, run each model once, then switch DIR/current to the new release with an atomic
+    symlink rename (the previous release is kept for --rollback). Any failure, or an interrupted run,
+    leaves the previous release active. Exit code 0 only if every host succeeded.
+    """
+    from edgeml_runtime.errors import CheckFailed
+
+    from edgeml.device.bundle import read_bundle_manifest, sha256_file
+    from edgeml.device.deploy import HostResult, deploy_bundle, device_command, run_on_hosts
+    from edgeml.device.ssh import SshOptions
+
+    modes = [flag for flag, on in (("BUNDLE", bundle), ("--rollback", rollback), ("--status", status)) if on]
+    if len(modes) > 1:
+        raise click.UsageError(f"give only one of {', '.join(modes)}")
+    if not modes and not bench:
+        raise click.UsageError("give a BUNDLE to deploy, or --rollback, --status or --bench")
+    if bundle:
+        manifest, _ = read_bundle_manifest(bundle)
+        digest = sha256_file(bundle)
+    options = SshOptions(identity=identity, config=ssh_config, options=tuple(ssh_options))
+    progress = _progress_printer()
+    bench_args = [*(["--runs", str(runs)] if runs else []), *(["--threads", str(threads)] if threads else [])]
+
+    def work(ssh) -> HostResult:
+        if bundle:
+            result = deploy_bundle(ssh, bundle, digest, manifest["version"], remote_dir, remote_python, progress)
+        elif rollback or status:
+            result = device_command(ssh, "rollback" if rollback else "status", remote_dir, remote_python, progress)
+        else:
+            result = HostResult(ssh.target.spec, True, action="bench")
+        if bench and result.ok:
+            measured = device_command(ssh, "bench", remote_dir, remote_python, progress, bench_args)
+            result.bench = measured.bench
+            result.version = result.version or measured.version
+            if not measured.ok:
+                result.ok, result.stage, result.error = False, measured.stage, measured.error
+        return result
+
+    results = run_on_hosts(list(hosts), work, options)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        _print_results(results)
+        if bench:
+            _print_bench(results)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise CheckFailed(f"{len(failed)} of {len(results)} host(s) failed: "
+                          + "; ".join(f"{r.host}: {r.stage}: {r.error}" for r in failed))
+
+
+def _progress_printer():
+    lock = threading.Lock()
+
+    def progress(host: str, stage: str, message: str) -> None:
+        with lock:
+            click.echo(f"{host}: {stage}: {message}", err=True)
+
+    return progress
+
+
+def _print_results(results) -> None:
+    from rich.table import Table
+
+    table = Table()
+    for column in ("host", "result", "version", "previous", "detail"):
+        table.add_column(column)
+    for r in results:
+        if r.ok:
+            detail = _status_detail(r) if r.action == "status" else ""
+            table.add_row(r.host, f"[green]{r.action}[/]", r.version or "-", r.previous or "-", detail)
+        else:
+            table.add_row(r.host, f"[red]failed at {r.stage}[/]", "-", "-", r.error or "")
+    _console().print(table)
+
+
+def _status_detail(result) -> str:
+    details = result.details
+    if not result.version:
+        return f"nothing deployed in {details.get('dir')}"
+    models = ", ".join(Path(m).name for m in details.get("models") or [])
+    kept = [r["version"] for r in details.get("releases", []) if r.get("complete")]
+    return (f"{details.get('name')}: {models}; python {details.get('python')} {details.get('arch')}; "
+            f"releases: {', '.join(kept)}")
+
+
+def _print_bench(results) -> None:
+    from rich.table import Table
+
+    table = Table(title="Benchmarks on the devices (latency in ms)")
+    for column in ("host", "model", "backend", "threads", "p50", "p90", "p99", "init", "peak RSS MB", "machine"):
+        table.add_column(column, justify="left" if column in ("host", "model", "backend", "machine") else "right")
+    for r in results:
+        for row in r.bench:
+            latency, machine = row.get("latency_ms", {}), row.get("machine", {})
+            table.add_row(r.host, Path(str(row.get("model", ""))).name, str(row.get("backend", "")),
+                          str(row.get("threads", "")), _ms(latency.get("p50")), _ms(latency.get("p90")),
+                          _ms(latency.get("p99")), _ms(row.get("init_ms")), _ms(row.get("peak_rss_mb")),
+                          f"{machine.get('arch', '')} {machine.get('cpu', '')}".strip())
+    _console().print(table)
+
+
+def _console():
+    import sys
+
+    from rich.console import Console
+
+    # Piped output (logs, CI) is not cut to 80 columns.
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:.2f}"

@@ -1,0 +1,257 @@
+"""Offline bundles: the model(s), the runtime as a wheel, the device's wheels and an install script, in
+one reproducible .tar.gz with a manifest of every file's size and sha256.
+
+Reproducible: members are sorted (the manifest first), owned by 0:0, ustar format (no pax time
+headers), and every mtime and the gzip header time are fixed. `created` (also every member's mtime) is
+$SOURCE_DATE_EPOCH when set, else the newest model file's mtime, so the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata, resources
+from pathlib import Path, PurePosixPath
+from typing import Dict, List, Optional, Tuple
+
+from edgeml_runtime.errors import EdgeMLError
+
+from edgeml.device.profiles import BACKEND_PACKAGES, DeviceProfile
+
+__all__ = ["BUNDLE_MANIFEST", "BundleError", "BundleResult", "build_bundle", "read_bundle_manifest", "sha256_file"]
+
+BUNDLE_MANIFEST = "edgeml-bundle.json"
+SCHEMA = "edgeml.bundle/1"
+MODEL_FORMATS = {".tflite": "tflite", ".onnx": "onnx", ".ort": "onnx"}
+BACKENDS_FOR_FORMAT = {"tflite": ("litert", "tflite_runtime"), "onnx": ("onnxruntime",)}
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+class BundleError(EdgeMLError):
+    """The bundle cannot be built or read: bad model input, bad name/version, or a damaged bundle."""
+
+
+@dataclass
+class BundleResult:
+    path: Path
+    sha256: str
+    manifest: dict
+    skipped: List[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def version(self) -> str:
+        return self.manifest["version"]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_bundle(source: Path, profile: DeviceProfile, output: Optional[Path], *, name: Optional[str] = None,
+                 version: Optional[str] = None, python: Optional[str] = None, wheels: bool = True) -> BundleResult:
+    source = Path(source)
+    models, skipped = collect_models(source, profile)
+    model_hashes = {arcname: sha256_file(path) for arcname, path in models}
+    name = _checked("name", name or _default_name(source))
+    version = _checked("version", version or _default_version(model_hashes))
+    python = python or profile.python
+    if not re.fullmatch(r"3\.\d+", python):
+        raise BundleError(f"--python must be a version like 3.11, not '{python}'")
+    backends = needed_backends(models, profile)
+    created = _created_epoch([path for _, path in models])
+    output = Path(output) if output else Path(f"{name}-{version}-{profile.name}.tar.gz")
+
+    with tempfile.TemporaryDirectory(prefix="edgeml-bundle-") as tmp:
+        files = _payload(Path(tmp), models, profile, backends, python, wheels)
+        manifest = {
+            "schema": SCHEMA, "name": name, "version": version,
+            "created": datetime.fromtimestamp(created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "device": {k: v for k, v in profile.to_dict().items() if k != "notes"},
+            "python": python, "backends": backends, "offline": wheels,
+            "models": [{"path": arcname, "format": MODEL_FORMATS[Path(arcname).suffix.lower()],
+                        "sha256": model_hashes[arcname]}
+                       for arcname, _ in models if Path(arcname).suffix.lower() in MODEL_FORMATS],
+            "edgeml": metadata.version("edgeml"), "edgeml_runtime": metadata.version("edgeml-runtime"),
+            "files": [{"path": arcname, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+                      for arcname, path in files],
+        }
+        _write_tarball(output, f"{name}-{version}", manifest, files, created)
+    return BundleResult(Path(output), sha256_file(output), manifest, skipped)
+
+
+def collect_models(source: Path, profile: DeviceProfile) -> Tuple[List[Tuple[str, Path]], List[str]]:
+    """(name in the bundle, local path) for the model file, or a conversion manifest and its artifacts
+    that the device can run; plus the artifacts skipped because no backend of the device runs them."""
+    if source.is_dir():
+        source = source / "manifest.json"
+        if not source.is_file():
+            raise BundleError(f"{source.parent} has no manifest.json; pass a .tflite/.onnx file or an "
+                              "`edgeml convert` output directory")
+    if not source.exists():
+        raise BundleError(f"model not found: {source}")
+    if source.suffix.lower() in MODEL_FORMATS:
+        if not needed_backends([("", source)], profile, strict=False):
+            raise BundleError(f"{profile.name} has no backend for {source.suffix} models (its backends: "
+                              f"{', '.join(profile.backends)}); see `edgeml devices show {profile.name}`")
+        return [(f"models/{source.name}", source)], []
+    if source.suffix.lower() == ".json":
+        return _collect_from_manifest(source, profile)
+    raise BundleError(f"{source}: not a model (.tflite, .onnx, .ort) or conversion manifest.json")
+
+
+def _collect_from_manifest(path: Path, profile: DeviceProfile):
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        artifacts = manifest["artifacts"]
+    except (ValueError, KeyError, TypeError):
+        raise BundleError(f"{path}: not an edgeml conversion manifest (edgeml.manifest/1); "
+                          "re-run edgeml convert") from None
+    models, skipped = [("models/manifest.json", path)], []
+    for artifact in artifacts:
+        relative = PurePosixPath(str(artifact.get("path", "")))
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise BundleError(f"{path}: artifact path '{relative}' must be relative and inside the directory")
+        file = path.parent / relative
+        if not file.is_file():
+            raise BundleError(f"{path}: artifact {relative} is missing; re-run edgeml convert")
+        expected = artifact.get("sha256")
+        if expected and sha256_file(file) != expected:
+            raise BundleError(f"{file}: sha256 differs from {path.name}; the file changed after conversion, "
+                              "re-run edgeml convert")
+        if needed_backends([("", file)], profile, strict=False):
+            models.append((f"models/{relative.as_posix()}", file))
+        else:
+            skipped.append(relative.as_posix())
+    if len(models) == 1:
+        raise BundleError(f"{path}: none of its artifacts runs on {profile.name} (backends: "
+                          f"{', '.join(profile.backends)})")
+    return models, skipped
+
+
+def needed_backends(models, profile: DeviceProfile, strict: bool = True) -> List[str]:
+    """The device's preferred backend for each model format in the bundle."""
+    chosen = []
+    for _, path in models:
+        fmt = MODEL_FORMATS.get(Path(path).suffix.lower())
+        if fmt is None:
+            continue
+        usable = [b for b in profile.backends if b in BACKENDS_FOR_FORMAT[fmt]]
+        if not usable:
+            if strict:
+                raise BundleError(f"{profile.name} has no backend for {fmt} models")
+            return []
+        if usable[0] not in chosen:
+            chosen.append(usable[0])
+    return chosen
+
+
+def _payload(tmp: Path, models, profile, backends, python, wheels) -> List[Tuple[str, Path]]:
+    """Write the runtime wheel, dependency wheels, requirements.txt and install.sh; list every file."""
+    from edgeml.device.runtime_wheel import build_runtime_wheel
+    from edgeml.device.wheels import download_wheels
+
+    build_runtime_wheel(tmp / "wheels")
+    packages = [BACKEND_PACKAGES[b] for b in backends] + list(profile.pins)
+    requirements = [f"edgeml-runtime=={metadata.version('edgeml-runtime')}", *packages]
+    if wheels:
+        runtime_deps = [r for r in metadata.requires("edgeml-runtime") or [] if "extra ==" not in r]
+        download_wheels([*runtime_deps, *packages, "pip"], profile.platforms, python, tmp / "wheels")
+    (tmp / "requirements.txt").write_text("\n".join(requirements) + "\n")
+    install_script = resources.files("edgeml").joinpath("templates/install.sh").read_bytes()
+    (tmp / "install.sh").write_bytes(install_script)
+
+    files = list(models)
+    files += [(f"wheels/{w.name}", w) for w in sorted((tmp / "wheels").glob("*.whl"))]
+    files += [("requirements.txt", tmp / "requirements.txt"), ("install.sh", tmp / "install.sh")]
+    return sorted(files)
+
+
+def _write_tarball(output: Path, top: str, manifest: dict, files, created: int) -> None:
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
+    manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    try:
+        with open(partial, "wb") as raw, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped, \
+                tarfile.open(fileobj=zipped, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            tar.addfile(_member(f"{top}/{BUNDLE_MANIFEST}", len(manifest_bytes), created), io.BytesIO(manifest_bytes))
+            for arcname, path in files:
+                mode = 0o755 if arcname.endswith(".sh") else 0o644
+                with open(path, "rb") as handle:
+                    tar.addfile(_member(f"{top}/{arcname}", path.stat().st_size, created, mode), handle)
+        os.replace(partial, output)
+    finally:
+        if partial.exists():
+            partial.unlink()
+
+
+def _member(name: str, size: int, mtime: int, mode: int = 0o644) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, mtime, mode
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def read_bundle_manifest(path: Path) -> Tuple[dict, str]:
+    """The manifest of a bundle file and the bundle's top-level directory."""
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"bundle not found: {path}; build one with `edgeml bundle MODEL --device NAME`")
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            first = tar.next()
+            if first is None or not first.name.endswith("/" + BUNDLE_MANIFEST) or not first.isfile():
+                raise BundleError(f"{path}: not an edgeml bundle (no {BUNDLE_MANIFEST} first)")
+            manifest = json.loads(tar.extractfile(first).read())
+    except (tarfile.TarError, OSError, ValueError, EOFError) as error:
+        raise BundleError(f"{path}: not a readable edgeml bundle ({error}); rebuild it with edgeml bundle") from None
+    if manifest.get("schema") != SCHEMA:
+        raise BundleError(f"{path}: unsupported bundle schema {manifest.get('schema')!r}; expected {SCHEMA}")
+    return manifest, first.name.split("/", 1)[0]
+
+
+def _default_name(source: Path) -> str:
+    stem = source.parent.name if source.name == "manifest.json" else source.stem
+    stem = source.name if source.is_dir() else stem
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", stem).strip("-.") or "model"
+
+
+def _default_version(model_hashes: Dict[str, str]) -> str:
+    digest = hashlib.sha256()
+    for arcname in sorted(model_hashes):
+        digest.update(f"{arcname} {model_hashes[arcname]}\n".encode())
+    return digest.hexdigest()[:12]
+
+
+def _checked(what: str, value: str) -> str:
+    if not SAFE_NAME.fullmatch(value) or len(value) > 64:
+        raise BundleError(f"bundle {what} '{value}' may only hold letters, digits, '.', '_', '+' and '-' "
+                          "(at most 64, not starting with '.' or '-'); pass --" + what)
+    return value
+
+
+def _created_epoch(paths: List[Path]) -> int:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        if not epoch.isdigit():
+            raise BundleError(f"SOURCE_DATE_EPOCH must be seconds since 1970, not '{epoch}'")
+        return int(epoch)
+    return int(max(path.stat().st_mtime for path in paths))

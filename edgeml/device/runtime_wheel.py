@@ -1,0 +1,53 @@
+"""A wheel of the installed `edgeml_runtime`, packed from its files (works for editable and regular
+installs alike, needs no build backend) with fixed timestamps, so the same runtime gives the same bytes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zipfile
+from importlib import metadata
+from pathlib import Path
+from typing import List, Tuple
+
+__all__ = ["build_runtime_wheel"]
+
+DISTRIBUTION = "edgeml-runtime"
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the oldest date zip can store: fixed so the wheel is reproducible
+WHEEL_FILE = "Wheel-Version: 1.0\nGenerator: edgeml\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+
+
+def build_runtime_wheel(dest_dir: Path) -> Path:
+    import edgeml_runtime
+
+    dist = metadata.distribution(DISTRIBUTION)
+    version = dist.version
+    package_dir = Path(edgeml_runtime.__file__).parent
+    dist_info = f"edgeml_runtime-{version}.dist-info"
+    entries: List[Tuple[str, bytes]] = []
+    for path in sorted(package_dir.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
+            entries.append((f"edgeml_runtime/{path.relative_to(package_dir).as_posix()}", path.read_bytes()))
+    entries.append((f"{dist_info}/METADATA", dist.read_text("METADATA").encode()))
+    entries.append((f"{dist_info}/WHEEL", WHEEL_FILE.encode()))
+    entry_points = dist.read_text("entry_points.txt")
+    if entry_points:
+        entries.append((f"{dist_info}/entry_points.txt", entry_points.encode()))
+    entries.append((f"{dist_info}/top_level.txt", b"edgeml_runtime\n"))
+    record = [f"{name},sha256={_digest(data)},{len(data)}" for name, data in entries]
+    record.append(f"{dist_info}/RECORD,,")
+    entries.append((f"{dist_info}/RECORD", ("\n".join(record) + "\n").encode()))
+
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    wheel = dest_dir / f"edgeml_runtime-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    return wheel
+
+
+def _digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()

@@ -1,0 +1,209 @@
+"""`edgeml deploy` against a real OpenSSH server on 127.0.0.1, with real bundles (real numpy and
+onnxruntime wheels installed offline into a venv on the "device"). The tests run in order and share
+one device directory: deploy v1, deploy v2, bench, status, roll back, then every failure path, each of
+which must leave the previous release active and working."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from device_helpers import edgeml
+
+pytestmark = [pytest.mark.ssh, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def device(sshd, tmp_path_factory):
+    """(login, deploy dir on the 'device', `edgeml deploy` options reaching it)."""
+    login = sshd.login()
+    remote_dir = tmp_path_factory.mktemp("device") / "edgeml"
+    return login, remote_dir, [*login.deploy_args(), "--dir", str(remote_dir)]
+
+
+def deploy(device, *args, check_exit=None, env=None):
+    return edgeml("deploy", *args, *device[2], check_exit=check_exit, env=env)
+
+
+def current_version(device) -> str:
+    status = json.loads(deploy(device, "--status", "--json", check_exit=0).stdout)[0]
+    return status["version"]
+
+
+def run_on_device(device, version: str, code: str) -> subprocess.CompletedProcess:
+    """Run Python code with a release's venv python, over ssh (cwd: the release)."""
+    login, remote_dir, _ = device
+    release = remote_dir / "releases" / version
+    return login.run(f"cd {shlex.quote(str(release))} && venv/bin/python -c {shlex.quote(code)}")
+
+
+def assert_current_works(device, version: str, bundles) -> None:
+    """`current` points at `version`, and its model gives the same output on the device as here."""
+    login, remote_dir, _ = device
+    assert os.readlink(remote_dir / "current") == f"releases/{version}"
+    x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
+    code = ("import json, numpy as np, edgeml_runtime as er; "
+            f"m = er.load('models/classifier.onnx'); x = np.array({x.tolist()}, dtype=np.float32); "
+            "print(json.dumps(m.run(x)['probs'].tolist()))")
+    done = login.run(f"cd {shlex.quote(str(remote_dir / 'current'))} && venv/bin/python -c {shlex.quote(code)}")
+    assert done.returncode == 0, done.stderr
+    import edgeml_runtime as er
+
+    expected = er.load(bundles["models"][version]).run(x)["probs"]
+    # Same onnxruntime version and CPU on both sides; 1e-6 allows for a different thread split.
+    np.testing.assert_allclose(np.array(json.loads(done.stdout)), expected, atol=1e-6)
+
+
+def test_deploy_first_release_runs_without_tensorflow(device, bundles):
+    done = deploy(device, bundles["v1"], "--json", check_exit=0)
+    result = json.loads(done.stdout)[0]
+    assert result["ok"] and result["action"] == "activated" and result["version"] == "v1"
+    assert result["previous"] is None
+    assert_current_works(device, "v1", bundles)
+    probe = run_on_device(device, "v1", "import tensorflow")
+    assert probe.returncode != 0 and "No module named 'tensorflow'" in probe.stderr
+    packages = run_on_device(device, "v1", "import importlib.metadata as m; "
+                                           "print(sorted(d.metadata['Name'].lower() for d in m.distributions()))")
+    assert "onnxruntime" in packages.stdout and "tensorflow" not in packages.stdout
+
+
+def test_deploy_second_release_keeps_the_first(device, bundles):
+    done = deploy(device, bundles["v2"], check_exit=0)
+    assert "activated" in done.stdout and "upload" in done.stderr and "smoke" in done.stderr
+    assert_current_works(device, "v2", bundles)
+    assert os.readlink(device[1] / "previous") == "releases/v1"
+
+
+def test_bench_on_device_returns_bench_json(device):
+    done = deploy(device, "--bench", "--runs", "20", "--json", check_exit=0)
+    result = json.loads(done.stdout)[0]
+    (row,) = result["bench"]
+    assert row["schema"] == "edgeml.bench/1" and row["backend"] == "onnxruntime"
+    assert row["model"].endswith("releases/v2/models/classifier.onnx")
+    assert row["runs"] >= 20 and 0 < row["latency_ms"]["p50"] <= row["latency_ms"]["p99"]
+    table = deploy(device, "--bench", "--runs", "20", check_exit=0).stdout
+    assert "classifier.onnx" in table and "onnxruntime" in table
+
+
+def test_status_reports_current_previous_and_releases(device):
+    status = json.loads(deploy(device, "--status", "--json", check_exit=0).stdout)[0]
+    assert (status["version"], status["previous"]) == ("v2", "v1")
+    details = status["details"]
+    assert details["current_ok"] and details["models"] == ["models/classifier.onnx"]
+    assert {r["version"] for r in details["releases"] if r["complete"]} == {"v1", "v2"}
+
+
+def test_rollback_and_forward_again_without_reinstalling(device, bundles):
+    done = deploy(device, "--rollback", "--json", check_exit=0)
+    assert json.loads(done.stdout)[0]["version"] == "v1"
+    assert_current_works(device, "v1", bundles)
+    again = deploy(device, bundles["v2"], check_exit=0)
+    assert ": install:" not in again.stderr  # v2 is still installed: verified, smoke-tested, switched
+    assert_current_works(device, "v2", bundles)
+    unchanged = json.loads(deploy(device, bundles["v2"], "--json", check_exit=0).stdout)[0]
+    assert unchanged["action"] == "unchanged"
+
+
+def test_failed_smoke_test_keeps_previous_release(device, bundles):
+    done = deploy(device, bundles["broken"], check_exit=1)
+    assert "failed at smoke" in done.stdout and "smoke inference failed" in done.stderr
+    assert not (device[1] / "releases" / "broken").exists()
+    assert_current_works(device, "v2", bundles)
+
+
+def test_tampered_bundle_is_refused_before_anything_changes(device, bundles, tmp_path):
+    tampered = tmp_path / "tampered.tar.gz"
+    _rewrite_bundle(bundles["v1"], tampered, version="tampered")
+    done = deploy(device, tampered, check_exit=1)
+    assert "failed at verify" in done.stdout and "sha256 mismatch for models/classifier.onnx" in done.stderr
+    assert not (device[1] / "releases" / "tampered").exists()
+    assert_current_works(device, "v2", bundles)
+
+
+def test_corruption_in_transit_is_detected(device, bundles, tmp_path):
+    # A mock transport (named as such): an `scp` first on PATH that runs the real scp and then flips a
+    # byte of the uploaded file, as a faulty link would. Only the local side is faked.
+    real_scp = shutil.which("scp")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "scp").write_text(
+        f"#!/bin/sh\n{real_scp} \"$@\" || exit $?\n"
+        "for last; do :; done\n"
+        f"{sys.executable} -c \"import sys; p = sys.argv[1].split(':', 1)[1]; f = open(p, 'r+b'); "
+        "f.seek(1000); b = f.read(1); f.seek(1000); f.write(bytes([b[0] ^ 0xFF])); f.close()\" \"$last\"\n")
+    (fake / "scp").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+    done = deploy(device, bundles["v1"], env=env, check_exit=1)
+    assert "corrupted in transit" in done.stderr
+    assert_current_works(device, "v2", bundles)
+
+
+def test_killed_deploy_keeps_previous_release(device, bundles):
+    command = [sys.executable, "-m", "edgeml", "deploy", str(bundles["v3"]), *device[2]]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    for line in process.stderr:  # wait until the device is installing the upload, then kill
+        if ": install:" in line or ": smoke:" in line:
+            break
+    else:
+        pytest.fail("the deploy finished before it could be killed")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    # The orphaned ssh sees stdin close; the agent finishes installing, gets no "commit" and backs out.
+    release = device[1] / "releases" / "v3"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and list((device[1] / "staging").iterdir()):
+        time.sleep(0.5)
+    assert not list((device[1] / "staging").iterdir())
+    assert_current_works(device, "v2", bundles)
+    assert not release.exists()  # installed, smoke-tested, never committed: removed again
+    assert current_version(device) == "v2"
+
+
+def test_several_hosts_one_unreachable(device, bundles):
+    dead = "nobody@127.0.0.1:1"  # nothing listens on port 1
+    done = deploy(device, "--status", "--host", dead, "--json", check_exit=1)
+    results = {r["host"]: r for r in json.loads(done.stdout)}
+    assert results[device[0].target]["ok"] and results[device[0].target]["version"] == "v2"
+    assert not results[dead]["ok"] and results[dead]["stage"] == "status"
+    assert "Connection refused" in results[dead]["error"]
+    assert "1 of 2 host(s) failed" in done.stderr
+
+
+def test_bad_invocations_exit_2_with_one_line(device, tmp_path):
+    missing = deploy(device, tmp_path / "nope.tar.gz", check_exit=2)
+    assert "bundle not found" in missing.stderr and "Traceback" not in missing.stderr
+    both = deploy(device, tmp_path / "nope.tar.gz", "--rollback", check_exit=2)
+    assert "give only one of" in both.stderr
+    not_bundle = tmp_path / "x.tar.gz"
+    not_bundle.write_bytes(b"not a tarball")
+    assert "not a readable edgeml bundle" in deploy(device, not_bundle, check_exit=2).stderr
+
+
+def _rewrite_bundle(source, target, version):
+    """Copy a bundle with another version and one model byte flipped, keeping the manifest's sha256."""
+    import gzip
+    import io
+    import tarfile
+
+    with tarfile.open(source, "r:gz") as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    top = members[0][0].name.split("/")[0]
+    with gzip.open(target, "wb") as zipped, tarfile.open(fileobj=zipped, mode="w", format=tarfile.USTAR_FORMAT) as out:
+        for member, data in members:
+            if member.name.endswith("edgeml-bundle.json"):
+                manifest = json.loads(data)
+                manifest["version"] = version
+                data = json.dumps(manifest).encode()
+            if member.name.endswith(".onnx"):
+                data = data[:-1] + bytes([data[-1] ^ 0xFF])
+            member.name = member.name.replace(top, f"classifier-{version}", 1)
+            member.size = len(data)
+            out.addfile(member, io.BytesIO(data))
