@@ -12,10 +12,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import edgeml_runtime as er
 import numpy as np
 from bench_models import TINY, mobilenet
-
-import edgeml_runtime as er
 
 
 class LockedModel:

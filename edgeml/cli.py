@@ -11,8 +11,6 @@ import sys
 
 import click
 
-from edgeml import __version__
-
 # name -> (module, attribute, one-line help shown by `edgeml --help` without importing the module)
 COMMANDS = {
     "train": ("edgeml.commands.train", "train", "Train a compact Keras model from a CSV, image folder or .npz."),

@@ -128,8 +128,15 @@ def _print_bench(results) -> None:
             table.add_row(r.host, Path(str(row.get("model", ""))).name, str(row.get("backend", "")),
                           str(row.get("threads", "")), _ms(latency.get("p50")), _ms(latency.get("p90")),
                           _ms(latency.get("p99")), _ms(row.get("init_ms")), _ms(row.get("peak_rss_mb")),
-                          f"{machine.get('arch', '')} {machine.get('cpu', '')}".strip())
+                          _machine_label(machine))
+    if any(row.get("machine", {}).get("emulated") for r in results for row in r.bench):
+        table.caption = "EMULATED: latency under an emulator is not the device's latency"
     _console().print(table)
+
+
+def _machine_label(machine: dict) -> str:
+    label = f"{machine.get('arch', '')} {machine.get('cpu', '')}".strip()
+    return f"{label} [EMULATED {machine['emulated']}]" if machine.get("emulated") else label
 
 
 def _console():

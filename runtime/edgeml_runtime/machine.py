@@ -63,11 +63,13 @@ def cpu_model() -> str:
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
-    if fields.get("model name"):
-        return fields["model name"]
     part = fields.get("CPU part")
     if part:
-        return ARM_CORES.get(part.lower(), f"ARM part {part}")
+        # ARM: the part code names the core (Cortex-A72 on a Pi 4); "model name", when present at all,
+        # only says "ARMv8 Processor rev 3 (v8l)" (qemu prints that too).
+        return ARM_CORES.get(part.lower(), fields.get("model name") or f"ARM part {part}")
+    if fields.get("model name"):
+        return fields["model name"]
     return fields.get("Hardware") or (os.uname().machine if hasattr(os, "uname") else "unknown")
 
 

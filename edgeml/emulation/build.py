@@ -1,0 +1,136 @@
+"""Build (or reuse) an emulated device in the cache: qemu, root filesystem, wheels, runtime, launchers.
+
+Every part is built in a staging directory and moved into place when complete, and skipped when the
+cached one matches, so the build is idempotent and takes about a second when the cache is warm.
+A lock file keeps two builds (say, CI's build step and a test) from working on the cache at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import time
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator
+
+from edgeml.emulation.errors import EmulationError
+from edgeml.emulation.launcher import write_launchers
+from edgeml.emulation.mirror import debian_mirror
+from edgeml.emulation.qemu import fetch_qemu, qemu_version
+from edgeml.emulation.rootfs import build_rootfs, rootfs_ready
+from edgeml.emulation.runner import EmulatedDevice
+from edgeml.emulation.targets import Layout, get_target
+from edgeml.emulation.tools import run_tool
+from edgeml.emulation.wheels import download_wheels, install_runtime_source, install_wheels
+
+__all__ = ["build", "status"]
+
+CHECK_STEP = "check the emulated Python"
+CHECK_CODE = "import platform, numpy, ai_edge_litert, onnxruntime, edgeml_runtime; print(platform.machine())"
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+def build(name: str, *, rebuild: bool = False, log: Callable[[str], None] = _quiet) -> EmulatedDevice:
+    """Build the emulated device `name` (e.g. "rpi4") unless cached; returns it, ready to run commands."""
+    layout = Layout.for_target(get_target(name))
+    started = time.monotonic()
+    with _locked(layout):
+        if rebuild:
+            _remove_cached(layout, log)
+        changed = _build_parts(layout, log)
+        device = EmulatedDevice(layout)
+        if changed:
+            with _step(CHECK_STEP, log) as step_log:
+                step_log("python3 -c 'import platform, numpy, ai_edge_litert, onnxruntime, edgeml_runtime'")
+                _check(device)
+            log(f"{name} built in {time.monotonic() - started:.1f} s under {layout.root}")
+    return device
+
+
+def status(name: str) -> Dict[str, object]:
+    """What of the emulated device `name` is in the cache, without building anything."""
+    layout = Layout.for_target(get_target(name))
+    return {
+        "target": name,
+        "description": layout.target.description,
+        "cache": str(layout.root),
+        "qemu": qemu_version(layout) or None,
+        "qemu_cpu": layout.target.qemu_cpu,
+        "rootfs": str(layout.rootfs) if rootfs_ready(layout) else None,
+        "wheels": sorted(path.name for path in layout.wheels.glob("*.whl")),
+        "runtime": layout.runtime.is_dir(),
+        "python": str(layout.launcher) if layout.launcher.is_file() else None,
+        "ready": bool(qemu_version(layout)) and rootfs_ready(layout) and layout.launcher.is_file(),
+    }
+
+
+def _build_parts(layout: Layout, log: Callable[[str], None]) -> bool:
+    target = layout.target
+    changed = False
+    mirror = None
+    if not qemu_version(layout) or not rootfs_ready(layout):
+        with _step("find the Debian mirror in apt's sources", log):
+            mirror = debian_mirror()
+    with _step(f"qemu-user (Debian trixie) for {target.machine}", log) as step_log:
+        changed |= fetch_qemu(layout, mirror, step_log)
+    with _step(f"Debian {target.suite} {target.debian_arch} root filesystem", log) as step_log:
+        changed |= build_rootfs(layout, mirror, step_log)
+    with _step(f"{target.machine} wheels for Python {target.python}", log) as step_log:
+        changed |= download_wheels(layout, step_log)
+        changed |= install_wheels(layout, step_log)
+    with _step("edgeml_runtime and launchers", log) as step_log:
+        changed |= install_runtime_source(layout, step_log)
+        before = layout.launcher.read_text() if layout.launcher.is_file() else None
+        write_launchers(layout, qemu_version(layout))
+        changed |= before != layout.launcher.read_text()
+    return changed
+
+
+def _check(device: EmulatedDevice) -> None:
+    result = run_tool(CHECK_STEP, device.command(["python3", "-c", CHECK_CODE]), env=device.env(), timeout=300)
+    machine = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    if machine != device.target.machine:
+        raise EmulationError(CHECK_STEP, f"platform.machine() is '{machine}', expected '{device.target.machine}'")
+
+
+@contextmanager
+def _step(name: str, log: Callable[[str], None]) -> Iterator[Callable[[str], None]]:
+    """Name a step in errors always, and in the progress log only when it has work to do."""
+    started = time.monotonic()
+    announced = []
+
+    def step_log(message: str) -> None:
+        if not announced:
+            log(f"• {name}")
+            announced.append(True)
+        log(f"  {message}")
+
+    try:
+        yield step_log
+    except EmulationError:
+        raise
+    except OSError as error:  # disk full, permissions: still name the step
+        raise EmulationError(name, str(error)) from error
+    if announced:
+        log(f"  ok ({time.monotonic() - started:.1f} s)")
+
+
+@contextmanager
+def _locked(layout: Layout) -> Iterator[None]:
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with open(layout.lock_file, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _remove_cached(layout: Layout, log: Callable[[str], None]) -> None:
+    for path in (layout.qemu_dir, layout.rootfs, layout.wheels, layout.site, layout.runtime):
+        if path.exists():
+            log(f"removing {path}")
+            shutil.rmtree(path)
