@@ -14,7 +14,9 @@ from edgeml_runtime.errors import (
     ModelRunError,
 )
 from edgeml_runtime.model import Model, load
+from edgeml_runtime.predictor import Prediction, Predictor
 from edgeml_runtime.quantization import dequantize, quantize
+from edgeml_runtime.reload import ReloadingPredictor
 from edgeml_runtime.specs import Quantization, TensorSpec
 
 __all__ = [
@@ -26,7 +28,10 @@ __all__ = [
     "Model",
     "ModelLoadError",
     "ModelRunError",
+    "Prediction",
+    "Predictor",
     "Quantization",
+    "ReloadingPredictor",
     "TensorSpec",
     "__version__",
     "benchmark",

@@ -89,20 +89,16 @@ def encode_records(records: Any, spec: Mapping[str, Any]) -> np.ndarray:
     """
     if isinstance(records, Mapping) and not _is_column_mapping(records):
         records = [records]
+    names = [column["name"] for column in spec["columns"]]
     if not isinstance(records, Mapping):
         rows = list(records)
-        records = {column["name"]: [row.get(column["name"]) for row in rows] for column in spec["columns"]}
-    names = [column["name"] for column in spec["columns"]]
-    unknown = sorted(set(records) - set(names))
-    if unknown:
-        raise InputError(f"unknown column(s) {unknown}; the model was trained on {names}")
-    parts = []
+        for row in rows:  # an absent key is more likely a bug than a gap: gaps are sent as null
+            _check_columns(row, names)
+        records = {name: [row[name] for row in rows] for name in names}
+    parts = []  # other columns (ids, timestamps) are ignored, as in training; a misspelt one is "missing"
     for column in spec["columns"]:
-        values = records.get(column["name"])
-        if values is None:
-            raise InputError(f"missing column {column['name']!r}; the model needs {names} "
-                             "(send null for an unknown value)")
-        values = [column["fill"] if _is_missing(value) else value for value in values]
+        _check_columns(records, names)
+        values = [column["fill"] if _is_missing(value) else value for value in records[column["name"]]]
         if column["kind"] == "numeric":
             parts.append(_numeric(values, column["name"]).reshape(-1, 1))
         else:
@@ -110,6 +106,12 @@ def encode_records(records: Any, spec: Mapping[str, Any]) -> np.ndarray:
             categories = np.asarray(column["categories"])
             parts.append((text[:, None] == categories[None, :]).astype(np.float32))
     return np.concatenate(parts, axis=1)
+
+
+def _check_columns(record: Mapping, names: List[str]) -> None:
+    missing = [name for name in names if name not in record]
+    if missing:
+        raise InputError(f"missing column(s) {missing}; the model needs {names} (send null for an unknown value)")
 
 
 def _is_column_mapping(records: Mapping) -> bool:

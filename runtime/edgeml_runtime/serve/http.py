@@ -42,6 +42,10 @@ class PredictionHTTPServer(ThreadingHTTPServer):
 class PredictionHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients in a loop reuse one connection
     server_version = "edgeml_runtime"
+    # Headers and body leave in one write (the buffer is flushed after each request), and without
+    # Nagle's delay: otherwise a keep-alive client waits ~40 ms for each answer (delayed ACK).
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         if self.path.split("?")[0] == "/health":
@@ -53,7 +57,8 @@ class PredictionHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         if self.path.split("?")[0] != "/predict":
-            self._fail(404, f"no endpoint {self.path}; use POST /predict or GET /health")
+            # The body is left unread, so this connection cannot carry another request: close it.
+            self._fail(404, f"no endpoint {self.path}; use POST /predict or GET /health", close=True)
             return
         body = self._read_body()
         if body is None:
@@ -64,7 +69,7 @@ class PredictionHandler(BaseHTTPRequestHandler):
             self._fail(error.status, str(error))
 
     def do_PUT(self) -> None:  # noqa: N802
-        self._fail(405, "use POST /predict or GET /health", allow="GET, POST")
+        self._fail(405, "use POST /predict or GET /health", allow="GET, POST", close=True)
 
     do_DELETE = do_PATCH = do_PUT  # noqa: N815
 

@@ -1,0 +1,61 @@
+"""Predictor.predict vs Model.run vs the raw backend loop on the same model, interleaved in one run.
+
+Predictor adds the batch dimension, picks the output and builds label/score/top-3 on top of Model.run.
+Targets: Predictor.predict within 5% of the raw loop on a MobileNet-sized model (the runtime issue's
+overhead target), and at most 10 µs per call on top of Model.run on a tiny one. Prints medians of
+per-round medians and the ratios.
+Run: python benchmarks/predictor_overhead.py [--tiny-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import edgeml_runtime as er
+import numpy as np
+from bench_models import TINY, mobilenet
+from runtime_overhead import raw_litert_loop, raw_onnx_loop, time_calls
+
+
+def compare(label, path, fmt, repeats, rounds):
+    predictor = er.Predictor.from_model(path, threads=1)
+    model = predictor.model
+    raw = raw_litert_loop(path) if fmt == "tflite" else raw_onnx_loop(path)
+    shape = tuple(1 if dim is None else dim for dim in model.inputs[0].shape)
+    batch = np.random.default_rng(0).random(shape, dtype=np.float32)
+    sample = batch[0]
+    np.testing.assert_allclose(predictor.predict(sample).output, raw(batch)[0], rtol=1e-6, atol=1e-6)
+    timings = {"raw": [], "run": [], "predict": []}
+    calls = {"raw": lambda _: raw(batch), "run": lambda _: model.run(batch), "predict": predictor.predict}
+    for _ in range(rounds):  # interleaved, so drift on a shared machine hits all three alike
+        for name, call in calls.items():
+            timings[name].append(time_calls(call, sample, repeats))
+    raw_us, run_us, predict_us = (statistics.median(timings[name]) for name in ("raw", "run", "predict"))
+    print(f"{label:<24} {fmt:<7} raw {raw_us:9.1f} µs  Model.run {run_us:9.1f} µs  Predictor {predict_us:9.1f} µs  "
+          f"predict/run {predict_us / run_us:.3f}  predict/raw {predict_us / raw_us:.3f}  "
+          f"predict - run {predict_us - run_us:+.1f} µs")
+    return predict_us - run_us, predict_us / raw_us
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tiny-only", action="store_true", help="skip MobileNet (built with TensorFlow once)")
+    args = parser.parse_args()
+    print("median µs per call, 1 thread, one sample, interleaved rounds")
+    results = {}
+    for fmt in ("tflite", "onnx"):
+        results[("tiny", fmt)] = compare("tiny MLP (2 KB)", TINY[fmt], fmt, repeats=2000, rounds=15)
+    if not args.tiny_only:
+        for fmt, path in mobilenet().items():
+            results[("mobilenet", fmt)] = compare("MobileNetV2 224 (14 MB)", path, fmt, repeats=20, rounds=11)
+    tiny_ok = all(results[("tiny", fmt)][0] <= 10.0 for fmt in ("tflite", "onnx"))
+    verdict = f"targets: tiny predict - run <= 10 µs: {'met' if tiny_ok else 'MISSED'}"
+    if not args.tiny_only:
+        big_ok = all(results[("mobilenet", fmt)][1] <= 1.05 for fmt in ("tflite", "onnx"))
+        verdict += f"; MobileNet predict/raw <= 1.05: {'met' if big_ok else 'MISSED'}"
+    print(verdict)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""Helpers for the serving tests: releases built from the committed tiny models, a real Mosquitto
+broker on 127.0.0.1, free ports, and a `serve` process runner. (A module, not a package: the test
+modules import it by name, as tests/runtime does with runtime_models.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "runtime" / "data"
+MLP_FP32 = DATA / "mlp_fp32.tflite"  # features (None, 8) float32 -> probabilities (None, 4) softmax
+MLP_INT8 = DATA / "mlp_int8.tflite"
+MLP_ONNX = DATA / "mlp_fp32.onnx"
+TWO_IO = DATA / "two_io_fp32.tflite"  # two inputs: an incompatible replacement for the MLP
+CLASSES = ["idle", "walk", "run", "fall"]
+# A table the 8-input MLP could have been trained on: 6 numeric sensor columns + a 2-value category.
+FEATURES = {
+    "encoding": "edgeml.features/1",
+    "columns": [
+        *({"name": name, "kind": "numeric", "fill": 0.5} for name in ("ax", "ay", "az", "gx", "gy", "gz")),
+        {"name": "mount", "kind": "categorical", "encoding": "one_hot", "categories": ["belt", "wrist"],
+         "fill": "wrist"},
+    ],
+    "vector": ["ax", "ay", "az", "gx", "gy", "gz", "mount=belt", "mount=wrist"],
+    "missing": "a missing value (None, NaN or empty text) is replaced by the column's 'fill'",
+    "unknown_category": "a category not seen in training encodes as all zeros",
+}
+
+
+def labels_payload(classes=CLASSES, task="classification", features=FEATURES) -> dict:
+    """labels.json as edgeml train writes it (edgeml/trainer/outputs.py labels_payload)."""
+    payload = {
+        "schema": "edgeml.labels/1", "task": task, "source": "sensors.csv", "target": "activity",
+        "classes": list(classes) if task == "classification" else None,
+        "inputs": [{"name": "features", "shape": [None, 8], "dtype": "float32"}],
+        "outputs": [{"name": "output", "shape": [None, len(classes)], "dtype": "float32",
+                     "meaning": "class probabilities (softmax) in the order of 'classes'"}],
+        "preprocessing": {"outside_model": ["build the feature vector"], "in_model": [{"op": "normalize"}]},
+    }
+    if features is not None:
+        payload["feature_names"] = features["vector"]
+        payload["features"] = features
+    return payload
+
+
+def write_labels(directory: Path, **kwargs) -> Path:
+    path = Path(directory) / "labels.json"
+    path.write_text(json.dumps(labels_payload(**kwargs)))
+    return path
+
+
+def make_release(deployment: Path, version: str, model: Path = MLP_FP32, *, labels: bool = True,
+                 damage: bool = False) -> Path:
+    """releases/<version>/ laid out like an unpacked bundle: edgeml-bundle.json + models/."""
+    release = Path(deployment) / "releases" / version
+    (release / "models").mkdir(parents=True)
+    target = release / "models" / model.name
+    if damage:
+        data = bytearray(model.read_bytes())
+        data[len(data) // 2:] = b"\x00" * (len(data) - len(data) // 2)  # header intact, graph destroyed
+        target.write_bytes(bytes(data))
+    else:
+        shutil.copyfile(model, target)
+    if labels:
+        write_labels(release / "models")
+    fmt = "tflite" if model.suffix == ".tflite" else "onnx"
+    manifest = {"schema": "edgeml.bundle/1", "name": "sensor", "version": version,
+                "models": [{"path": f"models/{model.name}", "format": fmt}]}
+    (release / "edgeml-bundle.json").write_text(json.dumps(manifest))
+    return release
+
+
+def switch(deployment: Path, version: str) -> None:
+    """Point current at releases/<version> atomically (new link under a temporary name, then rename)."""
+    temporary = Path(deployment) / f".current.{os.getpid()}.tmp"
+    if temporary.is_symlink():
+        temporary.unlink()
+    temporary.symlink_to(Path("releases") / version)
+    os.replace(temporary, Path(deployment) / "current")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto") if os.path.exists(p)), None)
+    if found:
+        return found
+    if os.environ.get("CI"):
+        pytest.fail("mosquitto is not installed but CI is set: .ci/run must apt-get install mosquitto")
+    pytest.skip("mosquitto not installed (apt-get install -y mosquitto)")
+
+
+class Broker:
+    """A real Mosquitto on 127.0.0.1, anonymous, no persistence; restartable on the same port."""
+
+    def __init__(self, workdir: Path):
+        self.binary = mosquitto_binary()
+        self.port = free_port()
+        self.config = Path(workdir) / "mosquitto.conf"
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.log = Path(workdir) / "mosquitto.log"
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=log, stderr=log)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        time.sleep(0.3)
+        self.start()
+
+
+class ServeProcess:
+    """`python -m edgeml_runtime serve ...` in a subprocess, stderr captured to a file."""
+
+    def __init__(self, args, workdir: Path):
+        self.stderr_path = Path(workdir) / "serve.stderr"
+        with open(self.stderr_path, "wb") as stderr:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen([sys.executable, "-m", "edgeml_runtime", "serve", *map(str, args)],
+                                            stdout=subprocess.DEVNULL, stderr=stderr, cwd=workdir)
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.stderr
+            if text in log:
+                return log
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited with {self.process.returncode}:\n{log}")
+            time.sleep(0.05)
+        raise TimeoutError(f"'{text}' not in serve's stderr after {timeout} s:\n{self.stderr}")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def http_url(self) -> str:
+        log = self.wait_for("http listening on ")
+        return log.split("http listening on ", 1)[1].split()[0]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+class MqttPeer:
+    """A test client that publishes inputs and collects answers; resubscribes after reconnecting."""
+
+    def __init__(self, port: int, topic_out: str):
+        import threading
+
+        import paho.mqtt.client as paho
+
+        self.topic_out = topic_out
+        self.answers: list = []
+        self.connects = 0
+        self._lock = threading.Lock()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"test-peer-{free_port()}")
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self.subscribed = 0
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        self.wait(lambda: self.subscribed >= 1)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        client.subscribe(self.topic_out, qos=1)
+        with self._lock:
+            self.connects += 1
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        with self._lock:
+            self.subscribed += 1
+
+    def _on_message(self, client, userdata, message):
+        with self._lock:
+            self.answers.append(json.loads(message.payload))
+
+    def publish(self, topic: str, payload) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.client.publish(topic, data, qos=1)
+
+    def answer_for(self, request_id):
+        with self._lock:
+            return next((a for a in self.answers if a.get("id") == request_id), None)
+
+    @staticmethod
+    def wait(condition, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError("condition not met in time")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
