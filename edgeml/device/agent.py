@@ -262,6 +262,30 @@ def smoke_test(release: Path) -> list:
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
+SERVICE_UNIT = "edgeml-serve.service"
+UNIT_SCRIPT = (
+    "import sys\n"
+    "from edgeml_runtime.serve.systemd import deployment_unit\n"
+    "sys.stdout.write(deployment_unit(sys.argv[1], ['--http', '127.0.0.1:8080']))\n"
+)
+
+
+def write_service_unit(layout: Layout, release: Path) -> Path:
+    """A systemd unit serving this deployment over HTTP (through `current`, so it survives deploys).
+
+    Installing it needs root, which a deploy does not assume: the unit is left in the release for
+    `sudo cp .../edgeml-serve.service /etc/systemd/system/ && sudo systemctl enable --now edgeml-serve`.
+    """
+    done = subprocess.run([str(release / "venv" / "bin" / "python"), "-c", UNIT_SCRIPT, str(layout.root)],
+                          capture_output=True, text=True, env=_clean_env())
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["no output"]
+        raise Failure("smoke", f"the runtime cannot write its systemd unit: {lines[-1]}")
+    unit = release / SERVICE_UNIT
+    unit.write_text(done.stdout)
+    return unit
+
+
 def _clean_env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON"))}
     env["PYTHONNOUSERSITE"] = "1"
@@ -311,6 +335,7 @@ def deploy(layout: Layout, bundle: Path, expected_sha256: str) -> dict:
                 install(release)
             stage("smoke", "running each model once in the new venv")
             smoke = smoke_test(release)
+            unit = write_service_unit(layout, release)
             if not reuse:
                 (release / OK_MARKER).write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + "\n")
             wait_for_commit()
@@ -323,7 +348,8 @@ def deploy(layout: Layout, bundle: Path, expected_sha256: str) -> dict:
         if current and current != version:
             layout.point(layout.previous, current)
         prune(layout)
-        return {"action": "activated", "version": version, "previous": current, "smoke": smoke}
+        return {"action": "activated", "version": version, "previous": current, "smoke": smoke,
+                "service_unit": str(unit)}
 
 
 def _same_bundle(release: Path, manifest: dict) -> bool:

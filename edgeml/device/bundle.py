@@ -141,7 +141,22 @@ def _collect_from_manifest(path: Path, profile: DeviceProfile):
     if len(models) == 1:
         raise BundleError(f"{path}: none of its artifacts runs on {profile.name} (backends: "
                           f"{', '.join(profile.backends)})")
+    models += _metadata_files(path, manifest)
     return models, skipped
+
+
+def _metadata_files(path: Path, manifest: dict) -> list:
+    """Files the manifest's `metadata` names (labels.json): the on-device Predictor needs them."""
+    files = []
+    for name in (manifest.get("metadata") or {}).values():
+        relative = PurePosixPath(str(name))
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise BundleError(f"{path}: metadata path '{relative}' must be relative and inside the directory")
+        file = path.parent / relative
+        if not file.is_file():
+            raise BundleError(f"{path}: metadata file {relative} is missing; re-run edgeml convert")
+        files.append((f"models/{relative.as_posix()}", file))
+    return files
 
 
 def needed_backends(models, profile: DeviceProfile, strict: bool = True) -> List[str]:

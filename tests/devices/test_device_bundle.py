@@ -91,13 +91,20 @@ def test_conversion_manifest_brings_its_artifacts(model, tmp_path):
     (out_dir / "model.onnx").write_bytes(model.read_bytes())
     artifact = {"path": "model.onnx", "format": "onnx", "quantization": "fp32", "bytes": model.stat().st_size,
                 "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
-    (out_dir / "manifest.json").write_text(json.dumps({"schema": "edgeml.manifest/1", "artifacts": [artifact]}))
+    (out_dir / "labels.json").write_text(json.dumps({"task": "classification", "classes": ["a", "b"]}))
+    (out_dir / "manifest.json").write_text(json.dumps({"schema": "edgeml.manifest/1", "artifacts": [artifact],
+                                                       "metadata": {"labels": "labels.json"}}))
     out = tmp_path / "m.tar.gz"
     info = json.loads(edgeml("bundle", out_dir, "--device", "generic-x86_64", "--no-wheels", "-o", out, "--json",
                              check_exit=0).stdout)
     assert info["manifest"]["name"] == "converted"
     assert [m["path"] for m in info["manifest"]["models"]] == ["models/model.onnx"]
-    assert "models/manifest.json" in {f["path"] for f in info["manifest"]["files"]}
+    files = {f["path"] for f in info["manifest"]["files"]}
+    assert {"models/manifest.json", "models/labels.json"} <= files  # the Predictor on the device reads labels
+    (out_dir / "labels.json").unlink()
+    no_labels = edgeml("bundle", out_dir, "--device", "generic-x86_64", "--no-wheels", "-o", out, check_exit=2)
+    assert "metadata file labels.json is missing" in no_labels.stderr
+    (out_dir / "labels.json").write_text("{}")
     (out_dir / "model.onnx").write_bytes(b"changed" + model.read_bytes())
     changed = edgeml("bundle", out_dir, "--device", "generic-x86_64", "--no-wheels", "-o", out, check_exit=2)
     assert "sha256 differs" in changed.stderr

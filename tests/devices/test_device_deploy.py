@@ -73,6 +73,11 @@ def test_deploy_first_release_runs_without_tensorflow(device, bundles):
     packages = run_on_device(device, "v1", "import importlib.metadata as m; "
                                            "print(sorted(d.metadata['Name'].lower() for d in m.distributions()))")
     assert "onnxruntime" in packages.stdout and "tensorflow" not in packages.stdout
+    _, remote_dir, _ = device  # the "device" is this machine, so its files can be read directly
+    unit = (remote_dir / "current" / "edgeml-serve.service").read_text()
+    # The unit starts the active release's venv through `current`, so it keeps working across deploys.
+    assert f"ExecStart={remote_dir}/current/venv/bin/python -m edgeml_runtime serve {remote_dir}" in unit
+    assert "Restart=on-failure" in unit
 
 
 def test_deploy_second_release_keeps_the_first(device, bundles):
