@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.edgeml-installed
 
-.PHONY: demo test test-runtime-only lint bench clean
+.PHONY: demo test test-runtime-only emulated-pi lint bench clean
 
 $(STAMP): pyproject.toml setup.py runtime/pyproject.toml converters/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ test: $(STAMP)  ## lint, the whole test suite, then the runtime tests with only 
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 	$(MAKE) test-runtime-only
+
+emulated-pi: $(STAMP)  ## build (or reuse) the emulated Raspberry Pi 4 in ~/.cache/edgeml for tests/emulated
+	$(BIN)/edgeml devices emulate rpi4
 
 # tests/runtime must pass where only numpy and one backend are installed (as on a device).
 test-runtime-only:
