@@ -1,0 +1,74 @@
+"""`edgeml quickstart`: the product end to end on built-in digits, summarised in one table."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from edgeml.commands._trainer_options import quiet_tensorflow, stderr_console
+
+
+@click.command()
+@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), default="demo-output",
+              show_default=True, help="Everything goes here: model/, converted/, quickstart.json.")
+@click.option("--epochs", type=click.IntRange(1, 1000), default=60, show_default=True,
+              help="Maximum epochs (early stopping usually ends sooner).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON on stdout.")
+def quickstart(outdir, epochs, seed, as_json):
+    """Train on digits, convert to TFLite and ONNX (fp32, int8), and compare accuracy, size and speed."""
+    quiet_tensorflow()
+    from edgeml.trainer.quickstart import QuickstartConfig
+    from edgeml.trainer.quickstart import quickstart as run_quickstart
+
+    console = stderr_console()
+    result = run_quickstart(outdir, QuickstartConfig(epochs=epochs, seed=seed), console=console,
+                            say=_progress_printer(console))
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        _print_table(console, result)
+    if result.gates_failed:
+        from edgeml_runtime import CheckFailed
+
+        raise CheckFailed(result.gates_failed)
+
+
+def _print_table(console, result) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"digits test split: {result.keras['accuracy']:.2%} with Keras "
+                        f"(train {result.seconds['train']:.0f} s, convert {result.seconds['convert']:.0f} s)")
+    # Eight narrow columns fit an 80-column terminal; backends are listed below the table.
+    for column in ("format", "mode", "size", "× fp32", "accuracy", "Δ accuracy", "p50"):
+        table.add_column(column, justify="left" if column in ("format", "mode") else "right", no_wrap=True)
+    keras = result.keras
+    table.add_row("keras", "fp32", _size(keras["bytes"]), "", f"{keras['accuracy']:.2%}", "",
+                  f"{keras['p50_ms']:.3f} ms")
+    for row in result.rows:
+        ratio = "" if row.get("size_vs_fp32") is None else f"{row['size_vs_fp32']:.2f}"
+        delta = f"{100 * row['delta_accuracy']:+.2f} pt" + ("" if row["validation_passed"] else " [red]gate![/]")
+        table.add_row(row["format"], row["quantization"], _size(row["bytes"]), ratio, f"{row['accuracy']:.2%}",
+                      delta, f"{row['p50_ms']:.3f} ms")
+    console.print(table)
+    backends = sorted({f"{row['format']}: {row['backend']}" for row in result.rows})
+    console.print(f"p50 = median single-sample latency ({', '.join(backends)}, keras: tensorflow)")
+    console.print(f"outputs in {result.outdir}/ (model/, converted/, quickstart.json)")
+
+
+def _progress_printer(console):
+    """Print the converter's steps, but only the last of its per-sample calibration counters."""
+
+    def say(message: str) -> None:
+        if message.startswith("calibrating") and "/" in message:
+            done, total = message.rsplit(" ", 2)[-2].split("/")
+            if done != total:
+                return
+        console.print(f"[dim]{message}[/]")
+
+    return say
+
+
+def _size(size: int) -> str:
+    return f"{size / 1024:.1f} KiB"
