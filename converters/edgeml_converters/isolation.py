@@ -6,6 +6,10 @@ goes back when the child ends. The child is a fresh interpreter (`python -m edge
 not multiprocessing's spawn, which would re-run the caller's script in the child when it lacks an
 `if __name__ == "__main__"` guard. Its stdout/stderr (TensorFlow's log chatter) go to a log file whose
 last line is quoted if it dies; results and progress come back pickled over a pipe.
+
+A traceback does not survive pickling, so the child sends its formatted traceback along with the
+error, and the parent re-raises the error `from` a `ChildTraceback` holding it (as concurrent.futures
+does): the CLI shows only the error's one line, and with `--debug` the whole chain, child frames first.
 """
 
 from __future__ import annotations
@@ -25,7 +29,16 @@ from edgeml_runtime import EdgeMLError
 
 from edgeml_converters.errors import ConversionError
 
-__all__ = ["run_isolated"]
+__all__ = ["ChildTraceback", "run_isolated"]
+
+LOG_LINES_FOR_DEBUG = 200  # of the child's output, attached to a crash report (shown with --debug)
+
+
+class ChildTraceback(Exception):
+    """The conversion process's traceback (or, when it died, its last output), as text."""
+
+    def __str__(self) -> str:
+        return "\n" + self.args[0]
 
 
 def run_isolated(function: Callable, kwargs: dict, progress: Optional[Callable[[str], None]] = None):
@@ -66,12 +79,16 @@ def _receive(messages: Connection, child, log, progress):
         elif kind == "result":
             return payload
         else:  # "error"
-            raise payload
+            error, child_traceback = payload
+            raise error from ChildTraceback(f'the conversion process\'s traceback:\n{child_traceback}')
     code = child.wait()
+    lines = _log_lines(log)
+    tail = f"; its last output: {lines[-1][:300]}" if lines else ""
+    output = "\n".join(lines[-LOG_LINES_FOR_DEBUG:]) or "(no output)"
     raise ConversionError(
-        f"the conversion process died ({_describe_exit(code)}) during '{step}'{_log_tail(log)}; "
+        f"the conversion process died ({_describe_exit(code)}) during '{step}'{tail}; "
         "the converter crashed on this model: try another --quantize mode or --to format"
-    )
+    ) from ChildTraceback(f"the conversion process's last output:\n{output}")
 
 
 def _child_main(message_fd: int) -> None:
@@ -83,10 +100,11 @@ def _child_main(message_fd: int) -> None:
         result = function(**kwargs, progress=lambda message: messages.send(("progress", message)))
         messages.send(("result", result))
     except EdgeMLError as error:
-        messages.send(("error", error))
+        messages.send(("error", (error, traceback.format_exc())))
     except BaseException as error:  # noqa: BLE001 - anything else becomes one ConversionError
         traceback.print_exc()
-        messages.send(("error", ConversionError(f"conversion failed: {type(error).__name__}: {error}")))
+        wrapped = ConversionError(f"conversion failed: {type(error).__name__}: {error}")
+        messages.send(("error", (wrapped, traceback.format_exc())))
     finally:
         messages.close()
 
@@ -100,10 +118,9 @@ def _describe_exit(code: Optional[int]) -> str:
     return f"exit code {code}"
 
 
-def _log_tail(log) -> str:
+def _log_lines(log) -> list:
     log.seek(0)
-    lines = [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
-    return f"; its last output: {lines[-1][:300]}" if lines else ""
+    return [line.rstrip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
 
 
 if __name__ == "__main__":

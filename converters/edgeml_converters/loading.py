@@ -52,11 +52,15 @@ class SourceModel:
     notes: List[str] = field(default_factory=list)
     signature_key: str = SERVING
     temporary_dir: Optional[Path] = None  # our own export, removed by `cleanup()`
-    keep_alive: object = None  # a loaded SavedModel must outlive its signature function
+    keep_alive: object = None  # a loaded SavedModel (or TF1 Session) must outlive its signature function
+    # Set only for a SavedModel read by the TF1 loader: returns the frozen graph tf2onnx converts from.
+    frozen_graph: Optional[Callable[[], tuple]] = None
 
     def cleanup(self) -> None:
         if self.temporary_dir is not None:
             shutil.rmtree(self.temporary_dir, ignore_errors=True)
+        if self.frozen_graph is not None:  # the TF1 Session holds the variables until closed
+            self.keep_alive.close()
 
 
 def detect_kind(path: Path) -> str:
@@ -274,21 +278,14 @@ def _export_keras(model, serve, specs, export_dir: Path, tf) -> None:
 
 
 def _load_saved_model(path: Path) -> SourceModel:
+    """Through `tf.saved_model.load`; when it rejects the directory, through the TF1 loader instead."""
     tf = import_tensorflow()
     try:
         loaded = tf.saved_model.load(str(path))
-    except Exception as error:
-        raise ModelLoadError(
-            f"cannot load the SavedModel {path}: {_first_line(error)}; the directory is incomplete or corrupt"
-        ) from None
+    except Exception as error:  # ValueError for several MetaGraphs, others for what it cannot restore
+        return _load_saved_model_tf1(path, tf, error)
     signatures = dict(getattr(loaded, "signatures", {}) or {})
-    if not signatures:
-        raise ModelLoadError(
-            f"the SavedModel {path} has no signatures, so there is nothing to convert; export it with "
-            "model.export(path) (Keras) or tf.saved_model.save(obj, path, signatures=...)"
-        )
-    key = SERVING if SERVING in signatures else sorted(signatures)[0]
-    notes = [] if key == SERVING else [f"using signature '{key}' (no '{SERVING}')"]
+    key, notes = _pick_signature(path, signatures)
     signature = signatures[key]
     input_specs = signature.structured_input_signature[1]
     inputs = [TensorInfo(name, tuple(spec.shape.as_list()), spec.dtype.name) for name, spec in input_specs.items()]
@@ -305,6 +302,64 @@ def _load_saved_model(path: Path) -> SourceModel:
     return SourceModel(
         path, "saved_model", loader, inputs, outputs, path, predict, notes, signature_key=key, keep_alive=loaded
     )
+
+
+def _pick_signature(path: Path, signatures) -> Tuple[str, List[str]]:
+    if not signatures:
+        raise ModelLoadError(
+            f"the SavedModel {path} has no signatures, so there is nothing to convert; export it with "
+            "model.export(path) (Keras) or tf.saved_model.save(obj, path, signatures=...)"
+        )
+    key = SERVING if SERVING in signatures else sorted(signatures)[0]
+    return key, [] if key == SERVING else [f"using signature '{key}' (no '{SERVING}')"]
+
+
+def _load_saved_model_tf1(path: Path, tf, rejection: Exception) -> SourceModel:
+    """A SavedModel `tf.saved_model.load` rejects, e.g. a TF1 Estimator/`saved_model.Builder` export with
+    several MetaGraphs (train/eval/serve: `load` then demands `tags=`), read the way TF1 serving reads it:
+    the 'serve' MetaGraph in a Session. The TFLite converter's `from_saved_model` (which picks the 'serve'
+    tags itself) converts it; ONNX comes from this session's graph, frozen (`frozen_graph`)."""
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
+    try:
+        with graph.as_default():
+            meta_graph = tf.compat.v1.saved_model.loader.load(session, [tf.saved_model.SERVING], str(path))
+    except Exception as error:
+        session.close()
+        first, second = _first_line(rejection), _first_line(error)
+        reason = first if first == second else (
+            f"tf.saved_model.load says '{first}', the TF1 loader (tag 'serve') says '{second}'")
+        raise ModelLoadError(
+            f"cannot load the SavedModel {path}: {reason}; the directory is incomplete or corrupt"
+        ) from None
+    key, notes = _pick_signature(path, dict(meta_graph.signature_def))
+    signature = meta_graph.signature_def[key]
+
+    def info(name, tensor) -> TensorInfo:
+        shape = tf.TensorShape(tensor.tensor_shape)
+        dims = tuple(shape.as_list()) if shape.rank is not None else ()
+        return TensorInfo(name, dims, tf.dtypes.as_dtype(tensor.dtype).name)
+
+    inputs = [info(name, tensor) for name, tensor in signature.inputs.items()]
+    outputs = [info(name, tensor) for name, tensor in signature.outputs.items()]
+    feeds_to = {name: tensor.name for name, tensor in signature.inputs.items()}
+    fetches = {name: tensor.name for name, tensor in signature.outputs.items()}
+
+    def predict(feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        return session.run(fetches, {feeds_to[name]: value for name, value in feeds.items()})
+
+    def frozen_graph():
+        """(GraphDef with variables as constants, input names, output names, graph name -> signature key)."""
+        ops = sorted({name.split(":")[0] for name in fetches.values()})
+        graph_def = tf.compat.v1.graph_util.convert_variables_to_constants(session, graph.as_graph_def(), ops)
+        renames = {tensor: key for key, tensor in {**feeds_to, **fetches}.items()}
+        return graph_def, list(feeds_to.values()), list(fetches.values()), renames
+
+    notes.append(f"tf.saved_model.load rejected it ({_first_line(rejection)}); loaded its 'serve' MetaGraph "
+                 "with the TF1 loader instead")
+    loader = f"tf.compat.v1.saved_model.loader {tf.__version__} (tags 'serve'; tf.saved_model.load rejected it)"
+    return SourceModel(path, "saved_model", loader, inputs, outputs, path, predict, notes,
+                       signature_key=key, keep_alive=session, frozen_graph=frozen_graph)
 
 
 # --- helpers -------------------------------------------------------------------------------------------

@@ -18,16 +18,25 @@ __all__ = ["DEFAULT_OPSET", "export_onnx", "to_fp16", "to_ort"]
 DEFAULT_OPSET = 17
 
 
-def export_onnx(saved_model_dir: Path, signature_key: str, destination: Path, *, opset=None) -> int:
-    """Write the fp32 ONNX model to `destination`; returns the opset used."""
-    import_tensorflow()
+def export_onnx(saved_model_dir: Path, signature_key: str, destination: Path, *, opset=None,
+                frozen_graph=None) -> int:
+    """Write the fp32 ONNX model to `destination`; returns the opset used.
+
+    tf2onnx reads the SavedModel's 'serve' MetaGraph itself, unless `frozen_graph` is given: the source
+    loader's frozen TF1 graph for SavedModels `tf.saved_model.load` (which tf2onnx's reader uses) rejects.
+    """
+    tf = import_tensorflow()
     from tf2onnx import convert, tf_loader
 
     opset = opset or DEFAULT_OPSET
     try:
-        graph_def, inputs, outputs, tensors_to_rename = tf_loader.from_saved_model(
-            str(saved_model_dir), None, None, signatures=[signature_key], return_tensors_to_rename=True
-        )
+        if frozen_graph is not None:
+            graph_def, inputs, outputs, tensors_to_rename = frozen_graph()
+        else:
+            graph_def, inputs, outputs, tensors_to_rename = tf_loader.from_saved_model(
+                str(saved_model_dir), None, None, tag=[tf.saved_model.SERVING], signatures=[signature_key],
+                return_tensors_to_rename=True,
+            )
         model, _ = convert.from_graph_def(
             graph_def, input_names=inputs, output_names=outputs, opset=opset, tensors_to_rename=tensors_to_rename
         )

@@ -114,7 +114,8 @@ def _raise_for_failed_gates(manifest: dict, out: Path) -> None:
         return
     details = "; ".join(
         f"{entry['path']} (cosine {entry['validation']['cosine']:.4f}, top-1 "
-        f"{_percent(entry['validation']['top1_agreement'])}, needs {entry['validation']['gate']})"
+        f"{_percent(entry['validation']['top1_agreement'])}, decisive "
+        f"{_percent(entry['validation'].get('decisive_top1_agreement'))}, needs {entry['validation']['gate']})"
         for entry in failed
     )
     raise GatesFailed(
@@ -233,7 +234,7 @@ def _onnx_artifacts(context: _Context, modes, formats, opset) -> List[dict]:
         base = Path(scratch) / "model.fp32.onnx"
         context.say("converting to ONNX (tf2onnx)")
         used_opset = onnx_export.export_onnx(context.source.saved_model_dir, context.source.signature_key, base,
-                                             opset=opset)
+                                             opset=opset, frozen_graph=context.source.frozen_graph)
         for mode in modes:
             if mode not in ONNX_MODES:
                 context.say(f"note: {mode} is TFLite-only (ONNX Runtime has no int16-activation kernels); "

@@ -106,10 +106,19 @@ def summary_table(manifest: dict):
         table.add_row(
             entry["path"], entry["format"], entry["quantization"], _size(entry["bytes"]),
             f"{entry['bytes'] / baseline:.2f}x" if baseline else "-",
-            "-" if agreement is None else f"{agreement:.1%}",
+            _agreement(agreement, check.get("decisive_top1_agreement")),
             "-" if cosine is None else f"{cosine:.5f}", "-" if diff is None else f"{diff:.3g}", verdict,
         )
     return table
+
+
+def _agreement(raw, decisive) -> str:
+    """Raw top-1 agreement, and the decisive one (near-ties left out; what the gate checks) when it differs."""
+    if raw is None:
+        return "-"
+    if decisive is None or abs(decisive - raw) < 5e-4:
+        return f"{raw:.1%}"
+    return f"{raw:.1%} (decisive {decisive:.1%})"
 
 
 def _size(count: int) -> str:

@@ -80,16 +80,37 @@ def models(tmp_path_factory) -> SimpleNamespace:
     empty = tf.Module()
     empty.v = tf.Variable(1.0)
     tf.saved_model.save(empty, str(root / "no_signatures"))
+    _save_tf1_multi_metagraph(root / "tf1_multi_metagraph", tf)
 
     return SimpleNamespace(
-        root=root, x=x, sequential=sequential, functional=functional, subclassed=subclassed,
+        root=root, x=x, tf1_weights=TF1_WEIGHTS, sequential=sequential, functional=functional, subclassed=subclassed,
         legacy=legacy, paths=SimpleNamespace(
             sequential=root / "sequential.keras", functional=root / "functional.keras",
             subclassed=root / "subclassed.keras", legacy=root / "legacy.h5", lam=root / "lambda.keras",
             saved_model=root / "saved_model", flex=root / "flex_model", no_signatures=root / "no_signatures",
-            features=root / "features.npy",
+            features=root / "features.npy", tf1_multi_metagraph=root / "tf1_multi_metagraph",
         ),
     )
+
+
+def _save_tf1_multi_metagraph(path, tf):
+    """A TF1-style SavedModel with a 'serve' and a 'train' MetaGraph, as TF1 Estimators and TF Hub v1
+    modules export them. `tf.saved_model.load(path)` rejects it ("requires a `tags=` argument if there is
+    more than one MetaGraph"; reported e.g. in FederatedAI/FATE#4348, tensorflow/tensorflow#37068)."""
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        x = tf.compat.v1.placeholder(tf.float32, [None, 4], name="x")
+        w = tf.compat.v1.get_variable("w", initializer=tf.constant(TF1_WEIGHTS))
+        y = tf.nn.relu(tf.matmul(x, w), name="y")
+        session.run(tf.compat.v1.global_variables_initializer())
+        builder = tf.compat.v1.saved_model.Builder(str(path))
+        signature = tf.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y})
+        builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={"serving_default": signature})
+        builder.add_meta_graph(["train"])
+        builder.save()
+
+
+TF1_WEIGHTS = (np.arange(12, dtype="float32").reshape(4, 3) - 5.0) / 10.0
 
 
 def _register_subclassed_model():

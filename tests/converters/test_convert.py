@@ -297,3 +297,99 @@ def test_no_write_permission(models):
         assert sorted(os.listdir(shared)) == ["model.keras"]
     finally:
         shutil.rmtree(shared)
+
+
+# --- SavedModels tf.saved_model.load rejects, --debug, near-ties in the agreement gate ---------------
+
+
+def test_saved_model_that_tf_saved_model_load_rejects_still_converts(models, tmp_path):
+    import tensorflow as tf
+
+    source = models.paths.tf1_multi_metagraph
+    with pytest.raises(ValueError, match="requires a `tags=` argument"):
+        tf.saved_model.load(str(source))  # the fixture really is one that `load` rejects
+    messages = []
+    out = tmp_path / "out"
+    manifest = _convert(source, out, progress=messages.append)
+    assert manifest["source"]["loader"].startswith("tf.compat.v1.saved_model.loader")
+    assert "tf.saved_model.load rejected it" in manifest["source"]["loader"]
+    assert any("loaded its 'serve' MetaGraph with the TF1 loader" in m for m in messages)
+    import edgeml_runtime
+
+    x = np.linspace(-2, 2, 7 * 4, dtype="float32").reshape(7, 4)
+    for path in ("model.fp32.tflite", "model.fp32.onnx"):
+        entry = _artifact(manifest, path)
+        assert entry["validation"]["passed"], entry
+        assert [s["name"] for s in entry["inputs"]] == ["x"] and [s["name"] for s in entry["outputs"]] == ["y"]
+        result = edgeml_runtime.load(out / path).run({"x": x})["y"]
+        np.testing.assert_allclose(result, np.maximum(x @ models.tf1_weights, 0), atol=1e-5)  # fp32: rounding only
+
+
+def _corrupt_saved_model(tmp_path):
+    folder = tmp_path / "broken_saved_model"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"\x08\x01garbage, not a SavedModel protobuf")
+    return folder
+
+
+def test_cli_error_is_one_line_and_debug_shows_the_child_traceback(tmp_path):
+    source = _corrupt_saved_model(tmp_path)
+    plain = _cli(["convert", str(source), "--to", "tflite", "-o", str(tmp_path / "a")])
+    assert plain.exit_code == 2
+    lines = [line for line in plain.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot load the SavedModel"), plain.stderr
+    assert "Traceback" not in plain.stderr + plain.stdout
+
+    debug = _cli(["--debug", "convert", str(source), "--to", "tflite", "-o", str(tmp_path / "b")])
+    assert debug.exit_code == 2
+    assert "the conversion process's traceback:" in debug.stderr
+    # Frames that only ever run in the child process (the parent never loads the model).
+    assert "_load_saved_model_tf1" in debug.stderr and "build_artifacts" in debug.stderr
+    assert "error: cannot load the SavedModel" in debug.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def _near_tie_classifier(path, x):
+    """A classifier that has not yet learned to tell classes 0 and 1 apart (their weights differ by 1e-4),
+    as after light training: wherever one of them wins, the other is a hair behind. Class 2 wins on 85%
+    of the samples by a clear margin."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((16,), name="features"), keras.layers.Dense(128, activation="relu"),
+                              keras.layers.Dense(3, name="scores")])
+    kernel, bias = model.layers[1].get_weights()
+    rng = np.random.default_rng(1)
+    kernel[:, 1] = kernel[:, 0] + 1e-4 * rng.normal(size=128)
+    kernel[:, 2] = 0.1 * rng.normal(size=128)
+    hidden_kernel, hidden_bias = model.layers[0].get_weights()
+    logits = np.maximum(x @ hidden_kernel + hidden_bias, 0) @ kernel
+    bias[2] = np.quantile(logits[:, :2].max(axis=1) - logits[:, 2], 0.85)
+    model.layers[1].set_weights([kernel, bias])
+    model.save(path)
+
+
+def test_near_ties_pass_the_decisive_agreement_gate_and_real_loss_still_fails(tmp_path):
+    from edgeml_converters import GatesFailed
+
+    x = np.random.default_rng(0).normal(size=(400, 16)).astype("float32")
+    source = tmp_path / "near_tie.keras"
+    _near_tie_classifier(source, x)
+
+    # ONNX dynamic quantizes the last layer's weights, which flips many 0-vs-1 near-ties.
+    manifest = _convert(source, tmp_path / "tie", formats=("onnx",), modes=("dynamic",), validate_data=x)
+    check = _artifact(manifest, "model.dynamic.onnx")["validation"]
+    assert check["cosine"] > 0.999  # the outputs barely moved...
+    assert check["top1_agreement"] < 0.97  # ...yet the raw figure misses the 0.97 gate (measured 93.75%)
+    assert check["decisive_top1_agreement"] == 1.0  # every flip was a near-tie within the noise
+    # Decisive = margin beyond the noise band; the near-ties are the ~15% where class 0 or 1 wins.
+    assert 0.75 * 400 <= check["decisive_samples"] <= 0.9 * 400
+    assert check["tie_margin"] > 0 and check["passed"] is True
+
+    # A real loss: int8 calibrated on inputs 20x too small clips every activation. With the cosine gate
+    # switched off, the agreement gate alone must catch it (too few decisive samples, so raw gates).
+    with pytest.raises(GatesFailed, match="model.int8.onnx") as caught:
+        _convert(source, tmp_path / "loss", formats=("onnx",), modes=("int8",), calibration=x * 0.05,
+                 validate_data=x, min_cosine=-1.0)
+    check = _artifact(caught.value.manifest, "model.int8.onnx")["validation"]
+    assert check["passed"] is False and check["top1_agreement"] < 0.95

@@ -98,3 +98,14 @@ def test_wrong_input_file_exit_2(tmp_path, data_dir, model_file):
     assert result.returncode == 2
     assert "input 'features': expected shape (None, 8) float32, got (1, 5) float32" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_latency_percentiles_match_numpy():
+    import numpy as np
+    from edgeml_runtime.bench import latency_stats
+
+    samples = np.random.default_rng(1).exponential(size=101).tolist()
+    stats = latency_stats(samples)
+    for percent in (50, 90, 95, 99):
+        assert stats[f"p{percent}"] == round(float(np.percentile(samples, percent)), 4)
+    assert stats["min"] == round(min(samples), 4) and stats["max"] == round(max(samples), 4)
