@@ -21,6 +21,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from edgeml_runtime import ModelLoadError
+from edgeml_runtime._util import first_line as _first_line
 
 from edgeml_converters.errors import UnsafeModelError
 from edgeml_converters.tensorflow_env import import_tensorflow
@@ -380,8 +381,3 @@ def _signature_key(name: str, fallback: str, used: set) -> str:
         unique = f"{clean}_{suffix}"
     used.add(unique)
     return unique
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0][:300] if lines else type(error).__name__

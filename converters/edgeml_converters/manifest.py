@@ -8,17 +8,15 @@ import os
 from pathlib import Path
 from typing import List, Optional
 
+from edgeml_runtime._util import sha256_file
+
 __all__ = ["SCHEMA", "artifact_entry", "file_sha256", "manifest_dict", "write_json"]
 
 SCHEMA = "edgeml.manifest/1"
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def source_sha256(path: Path) -> str:

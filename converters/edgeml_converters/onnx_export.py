@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgeml_runtime._util import first_line as _first_line
+
 from edgeml_converters.errors import ConversionError
 from edgeml_converters.tensorflow_env import import_tensorflow
 
@@ -87,8 +89,3 @@ def to_ort(source: Path, destination: Path) -> None:
         )
     except Exception as error:
         raise ConversionError(f"ONNX -> ORT conversion failed: {_first_line(error)}") from None
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0][:400] if lines else type(error).__name__

@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, List, Optional
 
+from edgeml_runtime._util import first_line as _first_line
+
 from edgeml_converters.calibration import Dataset
 from edgeml_converters.errors import ConversionError
 
@@ -91,8 +93,3 @@ def _quiet_root_logger():
         yield
     finally:
         root.setLevel(level)
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0][:400] if lines else type(error).__name__

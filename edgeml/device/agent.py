@@ -87,7 +87,7 @@ def stage(name: str, message: str) -> None:
     emit("stage", stage=name, message=message)
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:  # a copy of edgeml_runtime._util's: this script runs alone on the device
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -22,6 +22,7 @@ from importlib import metadata, resources
 from pathlib import Path, PurePosixPath
 from typing import Dict, List, Optional, Tuple
 
+from edgeml_runtime._util import sha256_file
 from edgeml_runtime.errors import EdgeMLError
 
 from edgeml.device.profiles import BACKEND_PACKAGES, DeviceProfile
@@ -55,12 +56,6 @@ class BundleResult:
         return self.manifest["version"]
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_bundle(source: Path, profile: DeviceProfile, output: Optional[Path], *, name: Optional[str] = None,

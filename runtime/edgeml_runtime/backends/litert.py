@@ -8,6 +8,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from edgeml_runtime._util import first_line as _first_line
 from edgeml_runtime.errors import ModelLoadError, ModelRunError
 from edgeml_runtime.specs import Quantization, TensorSpec
 
@@ -116,10 +117,3 @@ def _spec(details: dict, name: str) -> TensorSpec:
     scale, zero_point = details.get("quantization", (0.0, 0))
     quantization = Quantization(float(scale), int(zero_point)) if scale else None
     return TensorSpec(name=name, shape=shape, dtype=np.dtype(details["dtype"]).name, quantization=quantization)
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-

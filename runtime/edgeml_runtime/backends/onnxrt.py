@@ -9,6 +9,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from edgeml_runtime._util import first_line as _first_line
 from edgeml_runtime.errors import ModelLoadError, ModelRunError
 from edgeml_runtime.specs import TensorSpec
 
@@ -81,8 +82,3 @@ def _spec(node) -> TensorSpec:
     shape = tuple(dim if isinstance(dim, int) and dim >= 0 else None for dim in node.shape)
     # Quantized ONNX models (QDQ) keep float inputs and outputs, so there is nothing to (de)quantize here.
     return TensorSpec(name=node.name, shape=shape, dtype=ONNX_TYPES[node.type], quantization=None)
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
