@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.edgeml-installed
 
-.PHONY: demo test test-runtime-only emulated-pi lint bench clean
+.PHONY: demo test test-runtime-only runtime-venv-test emulated-pi lint bench clean
 
 $(STAMP): pyproject.toml setup.py runtime/pyproject.toml converters/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +23,26 @@ test: $(STAMP)  ## lint, the whole test suite, then the runtime tests with only 
 emulated-pi: $(STAMP)  ## build (or reuse) the emulated Raspberry Pi 4 in ~/.cache/edgeml for tests/emulated
 	$(BIN)/edgeml devices emulate rpi4
 
-# tests/runtime must pass where only numpy and one backend are installed (as on a device).
+# tests/runtime must pass where only numpy and one backend are installed (as on a device), on this
+# Python and on the oldest one the runtime supports (3.9: pyenv's, or python3.9 on PATH).
+PYTHON39 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.9*/bin/python3.9) \
+                        $(shell python3.9 -c 'import sys; print(sys.executable)' 2>/dev/null))
+
 test-runtime-only:
 	for backend in litert onnx; do \
-	  $(PYTHON) -m venv .venv-runtime-$$backend && \
-	  .venv-runtime-$$backend/bin/pip install --quiet -e "runtime[$$backend]" pytest pytest-timeout && \
-	  .venv-runtime-$$backend/bin/python -m pytest tests/runtime -q -p no:cacheprovider || exit 1; \
+	  $(MAKE) --no-print-directory runtime-venv-test PY=$(PYTHON) ENV=.venv-runtime-$$backend EXTRA=$$backend || exit 1; \
 	done
+	@if [ -z "$(PYTHON39)" ]; then echo "NOTE: no Python 3.9 on this machine: the runtime's 3.9 run is skipped"; \
+	else for backend in litert onnx; do \
+	  $(MAKE) --no-print-directory runtime-venv-test PY=$(PYTHON39) ENV=.venv-runtime-py39-$$backend EXTRA=$$backend \
+	    EXPECT=3.9 || exit 1; \
+	done; fi
+
+# One runtime-only run: a fresh venv ENV made by PY with runtime[EXTRA] and pytest; EXPECT checks the Python.
+runtime-venv-test:
+	$(PY) -m venv $(ENV)
+	$(ENV)/bin/pip install --quiet -e "runtime[$(EXTRA)]" pytest pytest-timeout
+	EDGEML_EXPECT_PYTHON=$(EXPECT) $(ENV)/bin/python -m pytest tests/runtime -q -p no:cacheprovider
 
 bench: $(STAMP)  ## the benchmark scripts under benchmarks/
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done

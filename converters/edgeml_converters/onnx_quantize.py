@@ -22,10 +22,10 @@ def quantize_dynamic_int8(source: Path, destination: Path) -> None:
 
     try:
         # MatMul/Gemm only: ConvInteger (what Conv becomes) has no int8-weight kernel in ONNX Runtime's CPU
-        # provider, so quantizing Conv would give a model that does not load.
+        # provider, so quantizing Conv would give a model that does not load. reduce_range: see below.
         with _quiet_root_logger():
             quantize_dynamic(str(source), str(destination), weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul", "Gemm"])
+                             op_types_to_quantize=["MatMul", "Gemm"], reduce_range=True)
     except Exception as error:
         raise ConversionError(f"ONNX dynamic quantization failed: {_first_line(error)}") from None
 
@@ -51,9 +51,14 @@ def quantize_static_int8(
             prepared = source
         try:
             with _quiet_root_logger():
+                # reduce_range (7-bit weights), here and for dynamic: on x86 CPUs with AVX2 but no VNNI,
+                # ONNX Runtime's fused int8 kernels (QGemm, QLinearConv, MatMulInteger) multiply with
+                # VPMADDUBSW, whose int16 sums saturate with full-range weights (onnxruntime's quantization
+                # docs). Measured on a tiny MLP: 93% top-1 agreement without it, 99.25% with it; the file
+                # must be right on every CPU it may run on.
                 quantize_static(
                     str(prepared), str(destination), _reader(calibration, progress),
-                    quant_format=QuantFormat.QDQ, per_channel=True,
+                    quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                     calibrate_method=CalibrationMethod.MinMax,
                 )

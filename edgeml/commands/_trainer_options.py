@@ -12,6 +12,6 @@ def quiet_tensorflow() -> None:
 
 def stderr_console():
     """Progress, tables and logs go to stderr so that --json output on stdout stays clean."""
-    from rich.console import Console
+    from edgeml.console import stderr_console as shared_stderr_console
 
-    return Console(stderr=True)
+    return shared_stderr_console()

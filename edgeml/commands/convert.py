@@ -6,6 +6,8 @@ import json
 
 import click
 
+from edgeml.console import stderr_console, stdout_console
+
 MODE_CHOICES = ("fp32", "fp16", "dynamic", "int8", "int16x8")
 
 
@@ -50,11 +52,10 @@ def convert(source, output_dir, formats, quantize, int8, fp16, dynamic, calibrat
     manifest are kept), 2 on bad input."""
     from edgeml_converters import GatesFailed
     from edgeml_converters import convert as convert_model
-    from rich.console import Console
 
     modes = ["fp32", *_split(quantize)]
     modes += [name for name, flag in (("int8", int8), ("fp16", fp16), ("dynamic", dynamic)) if flag]
-    errors = Console(stderr=True)
+    errors = stderr_console()
     with errors.status("converting...") as status:
         def progress(message: str) -> None:
             if message.startswith(("warning", "note", "using", "loaded with")):
@@ -74,10 +75,7 @@ def convert(source, output_dir, formats, quantize, int8, fp16, dynamic, calibrat
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
     else:
-        console = Console()
-        if not console.is_terminal:  # piped or captured: room for every column
-            console.width = 140
-        console.print(summary_table(manifest))
+        stdout_console().print(summary_table(manifest))
     if failure is not None:
         raise failure
 

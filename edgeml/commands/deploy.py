@@ -140,12 +140,9 @@ def _machine_label(machine: dict) -> str:
 
 
 def _console():
-    import sys
+    from edgeml.console import stdout_console
 
-    from rich.console import Console
-
-    # Piped output (logs, CI) is not cut to 80 columns.
-    return Console(width=None if sys.stdout.isatty() else 200)
+    return stdout_console()
 
 
 def _ms(value) -> str:

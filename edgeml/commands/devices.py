@@ -22,9 +22,9 @@ def devices(ctx, profile_dirs, as_json):
     ctx.obj["profile_dirs"] = profile_dirs
     if ctx.invoked_subcommand is not None:
         return
-    from rich.console import Console
     from rich.table import Table
 
+    from edgeml.console import stdout_console
     from edgeml.device.profiles import load_profiles
 
     profiles = load_profiles(profile_dirs)
@@ -37,7 +37,7 @@ def devices(ctx, profile_dirs, as_json):
     for profile in profiles.values():
         table.add_row(profile.name, profile.arch, str(profile.cores), f"{profile.ram_mb} MB", profile.python,
                       ", ".join(profile.backends), profile.description)
-    Console().print(table)
+    stdout_console().print(table)
     click.echo("details: edgeml devices show NAME; your own profiles: ~/.config/edgeml/devices/*.toml")
 
 

@@ -7,6 +7,7 @@ import json
 import click
 
 from edgeml.commands._trainer_options import quiet_tensorflow, stderr_console
+from edgeml.console import stdout_console
 
 
 @click.command()
@@ -28,7 +29,7 @@ def quickstart(outdir, epochs, seed, as_json):
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        _print_table(console, result)
+        _print_table(stdout_console(), result)  # the result: stdout; progress went to stderr
     if result.gates_failed:
         from edgeml_runtime import CheckFailed
 

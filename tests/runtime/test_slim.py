@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import edgeml_runtime
+import pytest
 from runtime_models import DATA, backend_installed
 
 FORBIDDEN = ("tensorflow", "keras", "tf_keras", "onnx", "tf2onnx")
@@ -37,6 +39,14 @@ def test_loading_and_running_every_format_imports_no_heavy_framework():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(not os.environ.get("EDGEML_EXPECT_PYTHON"),
+                    reason="EDGEML_EXPECT_PYTHON not set (`make test-runtime-only` sets it for its Python 3.9 run)")
+def test_runs_on_the_expected_python():
+    # `make test-runtime-only` also runs these tests on CPython 3.9: prove it is really that Python.
+    expected = tuple(int(part) for part in os.environ["EDGEML_EXPECT_PYTHON"].split("."))
+    assert sys.version_info[:2] == expected, f"running on Python {sys.version.split()[0]}"
 
 
 def test_runtime_source_parses_as_python_39():
