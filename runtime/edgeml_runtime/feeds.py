@@ -6,6 +6,7 @@ one `InputError` that names the input, what was expected and what came in.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Mapping, Sequence
 
 import numpy as np
@@ -15,6 +16,8 @@ from edgeml_runtime.quantization import quantize
 from edgeml_runtime.specs import TensorSpec
 
 __all__ = ["prepare_feeds"]
+
+SMALL_INPUT = 64  # values; up to this many, the finiteness check runs in plain Python
 
 
 def prepare_feeds(
@@ -62,7 +65,7 @@ def _prepare_one(value: Any, spec: TensorSpec, *, raw: bool, allow_nonfinite: bo
         _as_numeric_array(array, spec)  # raises the message for strings and objects
     if not _shape_matches(array.shape, spec.shape):
         _raise_shape_error(array, spec)
-    if array.dtype.kind == "f" and not allow_nonfinite and not np.isfinite(array).all():
+    if array.dtype.kind == "f" and not allow_nonfinite and not _all_finite(array):
         bad = int(array.size - np.isfinite(array).sum())
         raise InputError(
             f"input '{spec.name}': {bad} non-finite value(s) (NaN/Inf); clean the data "
@@ -74,6 +77,14 @@ def _prepare_one(value: Any, spec: TensorSpec, *, raw: bool, allow_nonfinite: bo
     if array.dtype == spec.numpy_dtype and array.flags.c_contiguous:
         return array
     return _cast(array, spec)
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    if array.size <= SMALL_INPUT:
+        # Plain Python for a few values: a numpy ufunc here made the backend call after it several µs
+        # slower on AVX2 machines (benchmarks/runtime_overhead.py), more than the check itself costs.
+        return all(map(math.isfinite, array.ravel().tolist()))
+    return bool(np.isfinite(array).all())
 
 
 def _shape_matches(shape, expected) -> bool:
