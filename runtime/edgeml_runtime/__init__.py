@@ -14,9 +14,7 @@ from edgeml_runtime.errors import (
     ModelRunError,
 )
 from edgeml_runtime.model import Model, load
-from edgeml_runtime.predictor import Prediction, Predictor
 from edgeml_runtime.quantization import dequantize, quantize
-from edgeml_runtime.reload import ReloadingPredictor
 from edgeml_runtime.specs import Quantization, TensorSpec
 
 __all__ = [
@@ -41,3 +39,15 @@ __all__ = [
     "quantize",
     "synthetic_inputs",
 ]
+
+# The app-facing classes load on first use: `python -m edgeml_runtime bench` does not pay for them
+# (process start-up is measured in benchmarks/process_cost.py).
+_LAZY = {"Prediction": "predictor", "Predictor": "predictor", "ReloadingPredictor": "reload"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"edgeml_runtime.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'edgeml_runtime' has no attribute '{name}'")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import Union
 
@@ -17,6 +16,8 @@ def first_line(error: BaseException) -> str:
 
 
 def sha256_file(path: Union[str, os.PathLike]) -> str:
+    import hashlib  # here: the backends import this module on every bench start-up, hashing is rare
+
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
