@@ -244,7 +244,8 @@ def _check_consistent(model: Model, metadata: ModelMetadata, output: TensorSpec)
 def _top_indices(row: np.ndarray, scores: List[float], k: int) -> List[int]:
     """Indices of the k highest scores, ties in class order. Python's sort is faster for short rows."""
     if len(scores) <= 64:
-        return sorted(range(len(scores)), key=lambda i: -scores[i])[:k]
+        # reverse=True keeps equal scores in class order (Python's sort stays stable).
+        return sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:k]
     return np.argsort(-row, kind="stable")[:k].tolist()
 
 
@@ -266,6 +267,8 @@ def _numeric_array(sample: Any, spec: TensorSpec) -> np.ndarray:
 def _with_batch(array: np.ndarray, spec: TensorSpec) -> Tuple[np.ndarray, bool]:
     """Add the batch dimension to one sample."""
     rank = len(spec.shape)
+    if array.shape == spec.shape[1:]:  # the common case: one sample with fixed dimensions (µs count here)
+        return array[None], True
     if array.ndim == rank - 1:
         wrong = [i for i, (want, have) in enumerate(zip(spec.shape[1:], array.shape)) if want not in (None, have)]
         if wrong:

@@ -45,6 +45,20 @@ def test_classifier_gives_label_score_and_top_k(labelled_model, reference):
                                                                               abs=1e-5)
 
 
+def test_equal_scores_rank_in_class_order(labelled_model):
+    predictor = Predictor.from_model(labelled_model)
+    # Short rows take the plain-Python ranking, 100 classes numpy's argsort: both keep ties in class order.
+    (tied,) = predictor.interpret(np.array([[0.1, 0.4, 0.1, 0.4]], np.float32), top_k=4)
+    assert tied.index == 1
+    assert [label for label, _ in tied.top_k] == [CLASSES[1], CLASSES[3], CLASSES[0], CLASSES[2]]
+    from edgeml_runtime.predictor import _top_indices
+
+    wide = np.zeros(100, np.float32)
+    wide[[7, 3, 50]] = 0.5
+    assert _top_indices(wide, wide.tolist(), 4) == [3, 7, 50, 0]
+    assert _top_indices(wide[:10], wide[:10].tolist(), 4) == [3, 7, 0, 1]
+
+
 def test_batch_equals_samples_one_by_one(labelled_model, reference):
     inputs, _ = reference
     predictor = Predictor.from_model(labelled_model)
