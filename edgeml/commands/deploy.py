@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from edgeml.console import stdout_console
+
 
 @click.command()
 @click.argument("bundle", required=False, type=click.Path(dir_okay=False, path_type=Path))
@@ -103,7 +105,7 @@ def _print_results(results) -> None:
             table.add_row(r.host, f"[green]{r.action}[/]", r.version or "-", r.previous or "-", detail)
         else:
             table.add_row(r.host, f"[red]failed at {r.stage}[/]", "-", "-", r.error or "")
-    _console().print(table)
+    stdout_console().print(table)
 
 
 def _status_detail(result) -> str:
@@ -131,18 +133,12 @@ def _print_bench(results) -> None:
                           _machine_label(machine))
     if any(row.get("machine", {}).get("emulated") for r in results for row in r.bench):
         table.caption = "EMULATED: latency under an emulator is not the device's latency"
-    _console().print(table)
+    stdout_console().print(table)
 
 
 def _machine_label(machine: dict) -> str:
     label = f"{machine.get('arch', '')} {machine.get('cpu', '')}".strip()
     return f"{label} [EMULATED {machine['emulated']}]" if machine.get("emulated") else label
-
-
-def _console():
-    from edgeml.console import stdout_console
-
-    return stdout_console()
 
 
 def _ms(value) -> str:

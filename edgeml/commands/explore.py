@@ -6,7 +6,7 @@ import json
 
 import click
 
-from edgeml.commands._trainer_options import stderr_console
+from edgeml.console import stderr_console
 from edgeml.trainer.data import BUILTIN_DATASETS
 
 

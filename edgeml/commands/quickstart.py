@@ -6,8 +6,8 @@ import json
 
 import click
 
-from edgeml.commands._trainer_options import quiet_tensorflow, stderr_console
-from edgeml.console import stdout_console
+from edgeml.commands._trainer_options import quiet_tensorflow
+from edgeml.console import stderr_console, stdout_console
 
 
 @click.command()

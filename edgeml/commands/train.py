@@ -7,7 +7,8 @@ import os
 
 import click
 
-from edgeml.commands._trainer_options import quiet_tensorflow, stderr_console
+from edgeml.commands._trainer_options import quiet_tensorflow
+from edgeml.console import stderr_console
 from edgeml.trainer.data import BUILTIN_DATASETS
 from edgeml.trainer.models import ARCHITECTURES
 
