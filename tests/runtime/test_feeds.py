@@ -69,6 +69,8 @@ def test_lossy_casts_are_refused(mlp):
         mlp.run(np.full((1, 8), 2**53 + 1, dtype=np.int64))
     with pytest.raises(er.InputError, match="overflow float32"):
         mlp.run(np.full((1, 8), 1e300, dtype=np.float64))
+    with pytest.raises(er.InputError, match="overflow float32"):  # finite values whose sum overflows
+        mlp.run(np.full((1, 8), 1e308, dtype=np.float64))
     with pytest.raises(er.InputError, match="expected numbers"):
         mlp.run(np.array([["a"] * 8]))
 

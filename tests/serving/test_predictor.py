@@ -193,6 +193,11 @@ def test_wrong_inputs_say_what_was_expected(labelled_model):
         predictor.predict(["a"] * 8)
     with pytest.raises(InputError, match="non-finite"):
         predictor.predict([float("nan")] * 8)
+    # Arrays of the sample's shape take predict's fast path; Model.run still checks them.
+    with pytest.raises(InputError, match="expected numbers"):
+        predictor.predict(np.array(["a"] * 8))
+    with pytest.raises(InputError, match="non-finite"):
+        predictor.predict(np.full(8, np.inf, np.float32))
     unlabelled = Predictor.from_model(MLP_FP32)
     with pytest.raises(InputError, match=r"keys \['x'\]; expected the model's inputs \['features'\]"):
         unlabelled.predict({"x": [0] * 8})
