@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import re
 from typing import Dict, Optional
 
 import numpy as np
@@ -77,8 +78,25 @@ class OnnxRuntimeSession:
         try:
             values = self._run(self._output_names, feeds, self._run_options)
         except Exception as error:  # onnxruntime's own exception types (Fail, InvalidArgument, ...)
-            raise ModelRunError(f"ONNX Runtime failed to run the model: {_first_line(error)}") from None
+            raise ModelRunError(_run_failure(error)) from None
         return dict(zip(self._output_names, values))
+
+
+# "[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running Reshape node. Name:'r'
+# Status Message: /onnxruntime_src/...h:84 ...Helper(...) size != 0 && ... was false. The input tensor ..."
+_NODE_FAILURE = re.compile(
+    r"running (?P<op>\S+) node\. Name:'(?P<node>[^']*)' Status Message: (?:\S+:\d+ .*? was false\. )?(?P<reason>.+)"
+)
+
+
+def _run_failure(error: Exception) -> str:
+    """One line naming the failing operator and ONNX Runtime's reason, without its C++ source location."""
+    match = _NODE_FAILURE.search(str(error).strip().split("\n")[0])
+    if not match:
+        return f"ONNX Runtime failed to run the model: {_first_line(error)}"
+    where = f"{match['op']} node '{match['node']}'" if match["node"] else f"{match['op']} node"
+    return (f"ONNX Runtime failed to run the model at the {where}: {match['reason'][:300]}; "
+            "check the input's shape and values against the model's inputs")
 
 
 def _spec(node) -> TensorSpec:
