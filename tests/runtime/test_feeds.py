@@ -40,11 +40,12 @@ def test_unknown_and_missing_names(mlp):
         mlp.run([np.zeros((1, 8), np.float32)] * 2)
 
 
-# 2 rows (16 values) take the plain-Python check, 20 rows (160 values) numpy's.
+# 2 rows (16 values) take the plain-Python checks, 20 rows (160 values) numpy's; float64 is also cast.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows", [2, 20])
 @pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
-def test_nan_and_inf_are_refused_unless_allowed(mlp, rows, bad_value):
-    x = np.zeros((rows, 8), np.float32)
+def test_nan_and_inf_are_refused_unless_allowed(mlp, rows, bad_value, dtype):
+    x = np.zeros((rows, 8), dtype)
     x[1, 3] = bad_value
     with pytest.raises(er.InputError, match=r"input 'features': 1 non-finite value\(s\)"):
         mlp.run(x)
@@ -56,6 +57,8 @@ def test_safe_casts_are_allowed_and_give_the_same_result(mlp):
     x32 = np.arange(16, dtype=np.float32).reshape(2, 8) / 16
     (expected,) = mlp.run(x32).values()
     (from_float64,) = mlp.run(x32.astype(np.float64)).values()  # rounding only
+    (from_fortran_order,) = mlp.run(np.asfortranarray(x32.astype(np.float64))).values()
+    np.testing.assert_array_equal(from_fortran_order, expected)
     (from_list,) = mlp.run(x32.tolist()).values()
     (from_ints,) = mlp.run(np.arange(16, dtype=np.int64).reshape(2, 8)).values()  # exact in float32
     np.testing.assert_array_equal(from_float64, expected)
