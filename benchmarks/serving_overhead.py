@@ -1,0 +1,197 @@
+"""What serving adds: a prediction over HTTP and over MQTT vs Predictor.predict in the app's own process.
+
+Starts `python -m edgeml_runtime serve MODEL --http 127.0.0.1:0` on the tiny MLP and times, from this
+process: in-process Predictor.predict on the same JSON-like sample (a list), HTTP round trips on one
+keep-alive connection, and 8 client threads on their own connections (requests/s). When mosquitto and
+paho-mqtt are installed it then bridges a throw-away Mosquitto on 127.0.0.1 (`serve --mqtt`) and times
+publish-to-answer round trips twice: with Mosquitto's and paho's defaults, where Nagle's algorithm and
+delayed ACKs add tens of ms per message, and with `set_tcp_nodelay true` in mosquitto.conf plus
+TCP_NODELAY on the client's socket. Prints p50/p90 per request and the ratios to the in-process call.
+Run: python benchmarks/serving_overhead.py [--model tflite|onnx] [--requests 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import edgeml_runtime as er
+from bench_models import TINY
+
+SAMPLE = [0.1, -0.2, 0.3, 0.05, 0.7, -0.4, 0.2, 0.0]
+
+
+def percentiles(seconds):
+    ordered = sorted(seconds)
+    return ordered[len(ordered) // 2] * 1e3, ordered[int(len(ordered) * 0.9)] * 1e3  # ms
+
+
+def in_process(model: Path, requests: int):
+    predictor = er.Predictor.from_model(model, threads=1)
+    times = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        predictor.predict(SAMPLE)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def http_round_trips(port: int, requests: int):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    body = json.dumps({"inputs": SAMPLE}).encode()
+    headers = {"Content-Type": "application/json"}
+    times = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        connection.request("POST", "/predict", body, headers)
+        response = connection.getresponse()
+        answer = response.read()
+        times.append(time.perf_counter() - started)
+        if response.status != 200:
+            sys.exit(f"HTTP {response.status}: {answer[:300]!r}")
+    connection.close()
+    return times
+
+
+def http_throughput(port: int, clients: int, requests_each: int) -> float:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(lambda _: http_round_trips(port, requests_each), range(clients)))
+    return clients * requests_each / (time.perf_counter() - started)
+
+
+def mqtt_round_trips(broker_port: int, requests: int, *, no_delay: bool):
+    import paho.mqtt.client as paho
+
+    answered, subscribed = threading.Event(), threading.Event()
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="edgeml-bench")
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.on_message = lambda *_: answered.set()
+    if no_delay:
+        client.on_socket_open = lambda _client, _userdata, sock: sock.setsockopt(
+            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    client.connect("127.0.0.1", broker_port)
+    client.subscribe("bench/out", qos=1)
+    client.loop_start()
+    subscribed.wait(10)
+    times = []
+    for index in range(requests):
+        answered.clear()
+        started = time.perf_counter()
+        client.publish("bench/in", json.dumps({"inputs": SAMPLE, "id": index}), qos=1)
+        if not answered.wait(10):
+            sys.exit("no MQTT answer within 10 s")
+        times.append(time.perf_counter() - started)
+    client.loop_stop()
+    client.disconnect()
+    return times
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def mosquitto_binary():
+    """Mosquitto's path when it and paho-mqtt are installed, else None."""
+    try:
+        import paho.mqtt.client  # noqa: F401
+    except ImportError:
+        return None
+    return shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if Path(p).exists()), None)
+
+
+def start_broker(binary: str, workdir: Path, *, no_delay: bool):
+    port = free_port()
+    config = workdir / f"mosquitto-{port}.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                      f"set_tcp_nodelay {'true' if no_delay else 'false'}\n")
+    broker = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return broker, port
+        except OSError:
+            time.sleep(0.05)
+    broker.terminate()
+    sys.exit(f"mosquitto did not start on 127.0.0.1:{port}")
+
+
+def start_server(model: Path, workdir: Path, *extra: str, ready: str):
+    """`serve MODEL ...` in a subprocess; returns it and its stderr log once `ready` is in the log."""
+    log = workdir / f"serve-{len(list(workdir.glob('serve-*')))}.log"
+    with open(log, "wb") as stderr:
+        server = subprocess.Popen([sys.executable, "-m", "edgeml_runtime", "serve", str(model), "--threads", "1",
+                                   *extra], stdout=subprocess.DEVNULL, stderr=stderr)
+    for _ in range(600):
+        text = log.read_text(errors="replace")
+        if ready in text:
+            return server, text
+        if server.poll() is not None:
+            sys.exit(f"serve exited: {text[-800:]}")
+        time.sleep(0.05)
+    server.terminate()
+    sys.exit("serve did not start within 30 s")
+
+
+def stop(process) -> None:
+    process.terminate()
+    process.wait(timeout=15)
+
+
+def report(name, times, base_p50):
+    p50, p90 = percentiles(times)
+    ratio = f"{p50 / base_p50:7.1f}x" if base_p50 else ""
+    print(f"  {name:<34} p50 {p50:7.3f} ms   p90 {p90:7.3f} ms   {ratio}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=sorted(TINY), default="onnx")
+    parser.add_argument("--requests", type=int, default=1000)
+    args = parser.parse_args()
+    model = TINY[args.model]
+    with tempfile.TemporaryDirectory(prefix="edgeml-serve-bench-") as scratch:
+        workdir = Path(scratch)
+        server, log = start_server(model, workdir, "--http", "127.0.0.1:0", ready="http listening on ")
+        port = int(log.split("http listening on ", 1)[1].split()[0].rstrip("/").rsplit(":", 1)[1])
+        try:
+            http_round_trips(port, 50)  # warm-up: connection set-up and the first runs
+            base = in_process(model, args.requests)
+            base_p50 = percentiles(base)[0]
+            print(f"tiny MLP ({args.model}), one sample (a list of 8 numbers) per request, 1 model thread")
+            report("Predictor.predict in-process", base, None)
+            report("HTTP POST /predict, keep-alive", http_round_trips(port, args.requests), base_p50)
+            rate = http_throughput(port, clients=8, requests_each=args.requests // 4)
+            print(f"  HTTP, 8 clients: {rate:,.0f} requests/s ({1e3 / rate:.3f} ms per request)")
+        finally:
+            stop(server)
+        binary = mosquitto_binary()
+        if binary is None:
+            print("  MQTT: skipped (needs mosquitto and paho-mqtt)")
+            return
+        for no_delay, name in ((False, "defaults"), (True, "TCP_NODELAY")):
+            broker, broker_port = start_broker(binary, workdir, no_delay=no_delay)
+            bridge, _ = start_server(model, workdir, "--mqtt", f"127.0.0.1:{broker_port}", "--topic-in", "bench/in",
+                                     "--topic-out", "bench/out", ready="listening on 'bench/in'")
+            try:
+                times = mqtt_round_trips(broker_port, max(20, args.requests // 10), no_delay=no_delay)
+                report(f"MQTT round trip, {name}", times, base_p50)
+            finally:
+                stop(bridge)
+                stop(broker)
+
+
+if __name__ == "__main__":
+    main()
