@@ -175,7 +175,8 @@ def _cast(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
 
 
 def _within(array: np.ndarray, limit: float) -> bool:
-    """No value beyond ±limit. False also for NaN first or last (the caller then checks with numpy)."""
+    """True when every number is within ±limit. min/max skip a NaN, or return it and make this False (the
+    caller then checks with numpy); either way a value beyond the limit is never missed."""
     values = array.ravel().tolist()
     return -limit <= min(values) and max(values) <= limit
 
