@@ -23,7 +23,7 @@ from pathlib import Path
 from bench_models import ROOT, TINY
 
 sys.path.insert(0, str(ROOT / "tests"))
-from local_sshd import SshLogin, SshServer  # noqa: E402  (the tests' throw-away OpenSSH server)
+from local_servers import SshLogin, SshServer  # noqa: E402  (the tests' throw-away OpenSSH server)
 
 
 def edgeml(*args) -> subprocess.CompletedProcess:

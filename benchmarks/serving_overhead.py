@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,7 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import edgeml_runtime as er
-from bench_models import TINY
+from bench_models import ROOT, TINY
+
+sys.path.insert(0, str(ROOT / "tests"))
+from local_servers import Broker, ToolMissing  # noqa: E402  (the tests' throw-away Mosquitto)
 
 SAMPLE = [0.1, -0.2, 0.3, 0.05, 0.7, -0.4, 0.2, 0.0]
 
@@ -97,37 +99,6 @@ def mqtt_round_trips(broker_port: int, requests: int, *, no_delay: bool):
     return times
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def mosquitto_binary():
-    """Mosquitto's path when it and paho-mqtt are installed, else None."""
-    try:
-        import paho.mqtt.client  # noqa: F401
-    except ImportError:
-        return None
-    return shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if Path(p).exists()), None)
-
-
-def start_broker(binary: str, workdir: Path, *, no_delay: bool):
-    port = free_port()
-    config = workdir / f"mosquitto-{port}.conf"
-    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                      f"set_tcp_nodelay {'true' if no_delay else 'false'}\n")
-    broker = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return broker, port
-        except OSError:
-            time.sleep(0.05)
-    broker.terminate()
-    sys.exit(f"mosquitto did not start on 127.0.0.1:{port}")
-
-
 def start_server(model: Path, workdir: Path, *extra: str, ready: str):
     """`serve MODEL ...` in a subprocess; returns it and its stderr log once `ready` is in the log."""
     log = workdir / f"serve-{len(list(workdir.glob('serve-*')))}.log"
@@ -177,20 +148,26 @@ def main():
             print(f"  HTTP, 8 clients: {rate:,.0f} requests/s ({1e3 / rate:.3f} ms per request)")
         finally:
             stop(server)
-        binary = mosquitto_binary()
-        if binary is None:
-            print("  MQTT: skipped (needs mosquitto and paho-mqtt)")
+        try:
+            import paho.mqtt.client  # noqa: F401
+        except ImportError:
+            print("  MQTT: skipped (pip install paho-mqtt)")
             return
         for no_delay, name in ((False, "defaults"), (True, "TCP_NODELAY")):
-            broker, broker_port = start_broker(binary, workdir, no_delay=no_delay)
-            bridge, _ = start_server(model, workdir, "--mqtt", f"127.0.0.1:{broker_port}", "--topic-in", "bench/in",
+            try:
+                broker = Broker(workdir, no_delay=no_delay)
+            except ToolMissing as missing:
+                print(f"  MQTT: skipped ({missing})")
+                return
+            broker.start()
+            bridge, _ = start_server(model, workdir, "--mqtt", f"127.0.0.1:{broker.port}", "--topic-in", "bench/in",
                                      "--topic-out", "bench/out", ready="listening on 'bench/in'")
             try:
-                times = mqtt_round_trips(broker_port, max(20, args.requests // 10), no_delay=no_delay)
+                times = mqtt_round_trips(broker.port, max(20, args.requests // 10), no_delay=no_delay)
                 report(f"MQTT round trip, {name}", times, base_p50)
             finally:
                 stop(bridge)
-                stop(broker)
+                broker.stop()
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from local_sshd import ServerFailed, SshServer, ToolMissing
+from local_servers import ServerFailed, SshServer, ToolMissing
 
 
 @pytest.fixture(scope="session")

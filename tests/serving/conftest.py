@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from serving_support import Broker, make_release, switch
+from serving_support import broker_or_skip, make_release, switch
 
 
 @pytest.fixture
@@ -18,15 +18,13 @@ def deployment(tmp_path):
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory):
     """One Mosquitto for the session (tests that restart it use `own_broker`)."""
-    server = Broker(tmp_path_factory.mktemp("mosquitto"))
-    server.start()
+    server = broker_or_skip(tmp_path_factory.mktemp("mosquitto"))
     yield server
     server.stop()
 
 
 @pytest.fixture
 def own_broker(tmp_path):
-    server = Broker(tmp_path)
-    server.start()
+    server = broker_or_skip(tmp_path)
     yield server
     server.stop()

@@ -1,5 +1,5 @@
-"""Helpers for the serving tests: releases built from the committed tiny models, a real Mosquitto
-broker on 127.0.0.1, free ports, and a `serve` process runner. (A module, not a package: the test
+"""Helpers for the serving tests: releases built from the committed tiny models, a started Mosquitto
+(local_servers.Broker) or a skip, and a `serve` process runner. (A module, not a package: the test
 modules import it by name, as tests/runtime does with runtime_models.)"""
 
 from __future__ import annotations
@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import pytest
+from local_servers import Broker, ToolMissing, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "runtime" / "data"
@@ -89,58 +88,16 @@ def switch(deployment: Path, version: str) -> None:
     os.replace(temporary, Path(deployment) / "current")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
-
-
-def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto") if os.path.exists(p)), None)
-    if found:
-        return found
-    if os.environ.get("CI"):
-        pytest.fail("mosquitto is not installed but CI is set: .ci/run must apt-get install mosquitto")
-    pytest.skip("mosquitto not installed (apt-get install -y mosquitto)")
-
-
-class Broker:
-    """A real Mosquitto on 127.0.0.1, anonymous, no persistence; restartable on the same port."""
-
-    def __init__(self, workdir: Path):
-        self.binary = mosquitto_binary()
-        self.port = free_port()
-        self.config = Path(workdir) / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.log = Path(workdir) / "mosquitto.log"
-        self.process: Optional[subprocess.Popen] = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=log, stderr=log)
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-    def restart(self) -> None:
-        self.stop()
-        time.sleep(0.3)
-        self.start()
+def broker_or_skip(workdir: Path) -> Broker:
+    """A started Mosquitto; skips the test when mosquitto is missing (fails under CI, which installs it)."""
+    try:
+        broker = Broker(workdir)
+    except ToolMissing as missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing}, but CI is set: .ci/run must apt-get install mosquitto")
+        pytest.skip(str(missing))
+    broker.start()
+    return broker
 
 
 class ServeProcess:

@@ -1,11 +1,15 @@
-"""A throw-away OpenSSH server on 127.0.0.1 for the tests (the `sshd` fixture in conftest.py) and the
-deploy benchmark: its own host key, port and authorized_keys; the machine's ~/.ssh is never used.
+"""Throw-away servers on 127.0.0.1 for the tests (fixtures in conftest.py files) and the benchmarks:
+an OpenSSH server and a Mosquitto broker, each with its own port and files; the machine's ~/.ssh and
+system services are never used. No pytest here: fixtures turn ToolMissing into a skip (a failure in CI).
 
     server = SshServer(workdir); server.start()
     login = server.login()                  # a fresh key, with its own `ssh -F` config
     login.run("uname -m"); server.stop()
 
-Raises ToolMissing when sshd or ssh-keygen is not installed, ServerFailed when sshd does not start.
+    broker = Broker(workdir); broker.start(); ... broker.port ...; broker.restart(); broker.stop()
+
+Raises ToolMissing when sshd, ssh-keygen or mosquitto is not installed, ServerFailed when sshd does not
+start, TimeoutError when nothing listens on a port in time.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 
 
 class ToolMissing(RuntimeError):
-    """sshd or ssh-keygen is not installed."""
+    """sshd, ssh-keygen or mosquitto is not installed."""
 
 
 class ServerFailed(RuntimeError):
@@ -72,7 +76,7 @@ class SshServer:
         self.workdir = workdir
         self.host = "127.0.0.1"
         self.user = getpass.getuser()
-        self.port = _free_port()
+        self.port = free_port()
         self.authorized_keys = workdir / "authorized_keys"
         self.known_hosts = workdir / "known_hosts"
         self.log = workdir / "sshd.log"
@@ -163,7 +167,54 @@ def _keygen(path: Path) -> None:
                    check=True, capture_output=True)  # writes PATH and PATH.pub
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
+
+
+def mosquitto_binary() -> Optional[str]:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto") if os.path.exists(p)), None)
+
+
+class Broker:
+    """A real Mosquitto on 127.0.0.1, anonymous, no persistence; restartable on the same port.
+    `no_delay` sets `set_tcp_nodelay true` (Nagle's algorithm off on the broker's client sockets)."""
+
+    def __init__(self, workdir: Path, *, no_delay: bool = False):
+        self.binary = mosquitto_binary()
+        if self.binary is None:
+            raise ToolMissing("mosquitto is not installed (apt-get install -y mosquitto)")
+        self.port = free_port()
+        self.config = Path(workdir) / f"mosquitto-{self.port}.conf"
+        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                               f"set_tcp_nodelay {'true' if no_delay else 'false'}\n")
+        self.log = Path(workdir) / f"mosquitto-{self.port}.log"
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=log, stderr=log)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        time.sleep(0.3)
+        self.start()
