@@ -16,19 +16,19 @@ import argparse
 import http.client
 import json
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import edgeml_runtime as er
 from bench_models import ROOT, TINY
 
 sys.path.insert(0, str(ROOT / "tests"))
-from local_servers import Broker, ToolMissing  # noqa: E402  (the tests' throw-away Mosquitto)
+from local_servers import Broker, ServeProcess, ToolMissing  # noqa: E402  (shared with the tests)
 
 SAMPLE = [0.1, -0.2, 0.3, 0.05, 0.7, -0.4, 0.2, 0.0]
 
@@ -99,28 +99,6 @@ def mqtt_round_trips(broker_port: int, requests: int, *, no_delay: bool):
     return times
 
 
-def start_server(model: Path, workdir: Path, *extra: str, ready: str):
-    """`serve MODEL ...` in a subprocess; returns it and its stderr log once `ready` is in the log."""
-    log = workdir / f"serve-{len(list(workdir.glob('serve-*')))}.log"
-    with open(log, "wb") as stderr:
-        server = subprocess.Popen([sys.executable, "-m", "edgeml_runtime", "serve", str(model), "--threads", "1",
-                                   *extra], stdout=subprocess.DEVNULL, stderr=stderr)
-    for _ in range(600):
-        text = log.read_text(errors="replace")
-        if ready in text:
-            return server, text
-        if server.poll() is not None:
-            sys.exit(f"serve exited: {text[-800:]}")
-        time.sleep(0.05)
-    server.terminate()
-    sys.exit("serve did not start within 30 s")
-
-
-def stop(process) -> None:
-    process.terminate()
-    process.wait(timeout=15)
-
-
 def report(name, times, base_p50):
     p50, p90 = percentiles(times)
     ratio = f"{p50 / base_p50:7.1f}x" if base_p50 else ""
@@ -135,8 +113,8 @@ def main():
     model = TINY[args.model]
     with tempfile.TemporaryDirectory(prefix="edgeml-serve-bench-") as scratch:
         workdir = Path(scratch)
-        server, log = start_server(model, workdir, "--http", "127.0.0.1:0", ready="http listening on ")
-        port = int(log.split("http listening on ", 1)[1].split()[0].rstrip("/").rsplit(":", 1)[1])
+        server = ServeProcess([model, "--threads", "1", "--http", "127.0.0.1:0"], workdir)
+        port = urlsplit(server.http_url()).port
         try:
             http_round_trips(port, 50)  # warm-up: connection set-up and the first runs
             base = in_process(model, args.requests)
@@ -147,7 +125,7 @@ def main():
             rate = http_throughput(port, clients=8, requests_each=args.requests // 4)
             print(f"  HTTP, 8 clients: {rate:,.0f} requests/s ({1e3 / rate:.3f} ms per request)")
         finally:
-            stop(server)
+            server.stop()
         try:
             import paho.mqtt.client  # noqa: F401
         except ImportError:
@@ -160,13 +138,14 @@ def main():
                 print(f"  MQTT: skipped ({missing})")
                 return
             broker.start()
-            bridge, _ = start_server(model, workdir, "--mqtt", f"127.0.0.1:{broker.port}", "--topic-in", "bench/in",
-                                     "--topic-out", "bench/out", ready="listening on 'bench/in'")
+            bridge = ServeProcess([model, "--threads", "1", "--mqtt", f"127.0.0.1:{broker.port}", "--topic-in",
+                                   "bench/in", "--topic-out", "bench/out"], workdir)
             try:
+                bridge.wait_for("listening on 'bench/in'")
                 times = mqtt_round_trips(broker.port, max(20, args.requests // 10), no_delay=no_delay)
                 report(f"MQTT round trip, {name}", times, base_p50)
             finally:
-                stop(bridge)
+                bridge.stop()
                 broker.stop()
 
 

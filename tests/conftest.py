@@ -28,7 +28,6 @@ When sshd or ssh-keygen is missing the tests that use the fixture are skipped, e
 environment variable CI set), where they fail: CI must really run them (.ci/run installs openssh-server).
 """
 
-
 from __future__ import annotations
 
 import os

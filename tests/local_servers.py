@@ -1,5 +1,6 @@
 """Throw-away servers on 127.0.0.1 for the tests (fixtures in conftest.py files) and the benchmarks:
-an OpenSSH server and a Mosquitto broker, each with its own port and files; the machine's ~/.ssh and
+an OpenSSH server, a Mosquitto broker and `python -m edgeml_runtime serve`, each with its own port and
+files; the machine's ~/.ssh and
 system services are never used. No pytest here: fixtures turn ToolMissing into a skip (a failure in CI).
 
     server = SshServer(workdir); server.start()
@@ -7,6 +8,7 @@ system services are never used. No pytest here: fixtures turn ToolMissing into a
     login.run("uname -m"); server.stop()
 
     broker = Broker(workdir); broker.start(); ... broker.port ...; broker.restart(); broker.stop()
+    serve = ServeProcess([model, "--http", "127.0.0.1:0"], workdir); serve.http_url(); serve.stop()
 
 Raises ToolMissing when sshd, ssh-keygen or mosquitto is not installed, ServerFailed when sshd does not
 start, TimeoutError when nothing listens on a port in time.
@@ -20,6 +22,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,3 +221,42 @@ class Broker:
         self.stop()
         time.sleep(0.3)
         self.start()
+
+
+class ServeProcess:
+    """`python -m edgeml_runtime serve ...` in a subprocess, stderr captured to a file."""
+
+    def __init__(self, args, workdir: Path):
+        self.stderr_path = Path(workdir) / "serve.stderr"
+        with open(self.stderr_path, "wb") as stderr:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen([sys.executable, "-m", "edgeml_runtime", "serve", *map(str, args)],
+                                            stdout=subprocess.DEVNULL, stderr=stderr, cwd=workdir)
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.stderr
+            if text in log:
+                return log
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited with {self.process.returncode}:\n{log}")
+            time.sleep(0.05)
+        raise TimeoutError(f"'{text}' not in serve's stderr after {timeout} s:\n{self.stderr}")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def http_url(self) -> str:
+        log = self.wait_for("http listening on ")
+        return log.split("http listening on ", 1)[1].split()[0]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode

@@ -1,5 +1,5 @@
 """Helpers for the serving tests: releases built from the committed tiny models, a started Mosquitto
-(local_servers.Broker) or a skip, and a `serve` process runner. (A module, not a package: the test
+(local_servers.Broker) or a skip, and an MQTT test client. (A module, not a package: the test
 modules import it by name, as tests/runtime does with runtime_models.)"""
 
 from __future__ import annotations
@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -98,45 +96,6 @@ def broker_or_skip(workdir: Path) -> Broker:
         pytest.skip(str(missing))
     broker.start()
     return broker
-
-
-class ServeProcess:
-    """`python -m edgeml_runtime serve ...` in a subprocess, stderr captured to a file."""
-
-    def __init__(self, args, workdir: Path):
-        self.stderr_path = Path(workdir) / "serve.stderr"
-        with open(self.stderr_path, "wb") as stderr:  # the child keeps its own copy of the descriptor
-            self.process = subprocess.Popen([sys.executable, "-m", "edgeml_runtime", "serve", *map(str, args)],
-                                            stdout=subprocess.DEVNULL, stderr=stderr, cwd=workdir)
-
-    def wait_for(self, text: str, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            log = self.stderr
-            if text in log:
-                return log
-            if self.process.poll() is not None:
-                raise AssertionError(f"serve exited with {self.process.returncode}:\n{log}")
-            time.sleep(0.05)
-        raise TimeoutError(f"'{text}' not in serve's stderr after {timeout} s:\n{self.stderr}")
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def http_url(self) -> str:
-        log = self.wait_for("http listening on ")
-        return log.split("http listening on ", 1)[1].split()[0]
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
 
 
 class MqttPeer:

@@ -12,7 +12,8 @@ import urllib.request
 import numpy as np
 import pytest
 from edgeml_runtime import Predictor
-from serving_support import MqttPeer, ServeProcess
+from local_servers import ServeProcess
+from serving_support import MqttPeer
 
 pytestmark = pytest.mark.mqtt
 SAMPLES = np.random.default_rng(5).normal(size=(10, 8)).round(4).tolist()

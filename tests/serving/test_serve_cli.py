@@ -14,8 +14,8 @@ import urllib.request
 
 import pytest
 from edgeml_runtime.serve.systemd import exec_line, render_unit, service_python, split_exec_line, unit_name
-from local_servers import free_port, wait_for_port
-from serving_support import MLP_FP32, MLP_INT8, ServeProcess, make_release, switch
+from local_servers import ServeProcess, free_port, wait_for_port
+from serving_support import MLP_FP32, MLP_INT8, make_release, switch
 
 
 def get_json(url, body=None):

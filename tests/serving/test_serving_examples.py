@@ -9,7 +9,8 @@ import sys
 
 import pytest
 from edgeml_runtime import Predictor
-from serving_support import ROOT, ServeProcess
+from local_servers import ServeProcess
+from serving_support import ROOT
 
 EXAMPLES = ROOT / "examples"
 
