@@ -69,7 +69,7 @@ def run_rounds(login: SshLogin, work: Path, rounds: int) -> None:
     python = ".".join(login.run("python3 -c 'import sys; print(*sys.version_info[:2])'", check=True).stdout.split())
     device, hand_dir = work / "device" / "edgeml", work / "device" / "by-hand"
     hand_dir.mkdir(parents=True)
-    reach = ["--host", login.target, "-F", login.config, "--dir", device]
+    reach = [*login.deploy_args(), "--dir", str(device)]
     times = {"bundle": [], "by hand": [], "edgeml deploy": [], "rollback": [], "status": []}
     for index in range(rounds):
         bundle = work / f"r{index}.tar.gz"
