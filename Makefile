@@ -9,7 +9,7 @@ STAMP = $(VENV)/.edgeml-installed
 $(STAMP): pyproject.toml setup.py runtime/pyproject.toml converters/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e "runtime[all]" -e converters -e ".[converters,trainer,serve,dev]"
+	$(BIN)/pip install --quiet -e "runtime[all]" -e "converters[tflm]" -e ".[converters,trainer,serve,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)  ## train on built-in digits, convert, evaluate and benchmark every artifact
@@ -23,8 +23,11 @@ test: $(STAMP)  ## lint, the whole test suite, then the runtime tests with only 
 emulated-pi: $(STAMP)  ## build (or reuse) the emulated Raspberry Pi 4 in ~/.cache/edgeml for tests/emulated
 	$(BIN)/edgeml devices emulate rpi4
 
-# tests/runtime must pass where only numpy and one backend are installed (as on a device), on this
-# Python and on the oldest one the runtime supports (3.9: pyenv's, or python3.9 on PATH).
+# The runtime's tests (tests/runtime, and tests/serving: Predictor, HTTP and MQTT serving) must pass where
+# only the runtime is installed: numpy, one backend and its `mqtt` extra, as on a device; on this Python
+# and on the oldest one the runtime supports (3.9: pyenv's, or python3.9 on PATH). Tests there that need
+# the other backend, edgeml or TensorFlow skip.
+RUNTIME_TESTS = tests/runtime tests/serving
 PYTHON39 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.9*/bin/python3.9) \
                         $(shell python3.9 -c 'import sys; print(sys.executable)' 2>/dev/null))
 
@@ -38,14 +41,14 @@ test-runtime-only:
 	    EXPECT=3.9 || exit 1; \
 	done; fi
 
-# One runtime-only run: a fresh venv ENV made by PY with runtime[EXTRA] and pytest; EXPECT checks the Python.
+# One runtime-only run: a fresh venv ENV made by PY with runtime[EXTRA,mqtt] and pytest; EXPECT checks the Python.
 runtime-venv-test:
 	$(PY) -m venv $(ENV)
-	$(ENV)/bin/pip install --quiet -e "runtime[$(EXTRA)]" pytest pytest-timeout
-	EDGEML_EXPECT_PYTHON=$(EXPECT) $(ENV)/bin/python -m pytest tests/runtime -q -p no:cacheprovider
+	$(ENV)/bin/pip install --quiet -e "runtime[$(EXTRA),mqtt]" pytest pytest-timeout
+	EDGEML_EXPECT_PYTHON=$(EXPECT) $(ENV)/bin/python -m pytest $(RUNTIME_TESTS) -q -p no:cacheprovider
 
-bench: $(STAMP)  ## the benchmark scripts under benchmarks/
-	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+bench: $(STAMP)  ## the benchmark scripts under benchmarks/, each run as `python -m benchmarks.NAME`
+	for script in benchmarks/[!_]*.py; do $(BIN)/python -m benchmarks.$$(basename $$script .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) .venv-runtime-* demo-output .pytest_cache .ruff_cache

@@ -2,7 +2,7 @@
 
 Prints, side by side: conversion time, file size, latency (median of edgeml_runtime.benchmark) and
 top-1 agreement / cosine with the float Keras model on held-out inputs; then conversion time per mode.
-Run: .venv/bin/python benchmarks/convert_int8.py
+Run: .venv/bin/python -m benchmarks.convert_int8
 """
 
 from __future__ import annotations

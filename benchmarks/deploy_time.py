@@ -5,7 +5,7 @@ By hand: scp the bundle, then over ssh untar it and run its install.sh (a deploy
 and keeps the previous release. Each round runs both, in alternating order, into fresh releases of the
 same bundle contents; prints median seconds and the ratio, then `--rollback` and `--status` times.
 Needs sshd and ssh-keygen (apt-get install openssh-server openssh-client); the "device" is this machine.
-Run: python benchmarks/deploy_time.py [--rounds 3]
+Run: python -m benchmarks.deploy_time [--rounds 3]
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ import time
 from functools import partial
 from pathlib import Path
 
-from bench_models import ROOT, TINY
-
-sys.path.insert(0, str(ROOT / "tests"))
-from local_servers import SshLogin, SshServer  # noqa: E402  (the tests' throw-away OpenSSH server)
+from tests.support import cli
+from tests.support.local_servers import SshLogin, SshServer  # the tests' throw-away OpenSSH server
+from tests.support.models import TINY
 
 
 def edgeml(*args) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "edgeml", *map(str, args)], capture_output=True, text=True)
+    done = cli.edgeml(*args, timeout=None)
     if done.returncode != 0:
         sys.exit(f"edgeml {args[0]} failed ({done.returncode}): {done.stderr.strip()[-800:]}")
     return done

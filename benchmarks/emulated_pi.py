@@ -4,7 +4,7 @@ runtime's p50 latency on the tiny test models, side by side with the slowdown ra
 Emulated latency is not the Pi's latency (qemu translates every aarch64 instruction): these figures say
 what the emulation costs the test suite, not how fast a Pi is.
 
-Run: .venv/bin/python benchmarks/emulated_pi.py   (builds the emulated Pi first if it is not cached)
+Run: .venv/bin/python -m benchmarks.emulated_pi   (builds the emulated Pi first if it is not cached)
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from edgeml.emulation import build
+from tests.support.models import MLP_FP32, MLP_INT8, MLP_ONNX
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = [ROOT / "tests/runtime/data" / name for name in ("mlp_fp32.tflite", "mlp_int8.tflite", "mlp_fp32.onnx")]
+MODELS = [MLP_FP32, MLP_INT8, MLP_ONNX]
 BENCH = ["-m", "edgeml_runtime", "bench", "--json", "--runs", "200", "--threads", "1"]
 REPEATS = 3
 

@@ -5,7 +5,7 @@ Targets: Predictor.predict within 5% of the raw loop on a MobileNet-sized model 
 overhead target), and at most 10 µs per call on top of Model.run on a tiny one. Prints median µs per
 call; differences and ratios are medians of per-round ones (the three loops of a round run back to
 back, so a slow patch of the shared machine hits them alike).
-Run: python benchmarks/predictor_overhead.py [--tiny-only]
+Run: python -m benchmarks.predictor_overhead [--tiny-only]
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import statistics
 
 import edgeml_runtime as er
 import numpy as np
-from bench_models import TINY, mobilenet
-from runtime_overhead import paired_difference, paired_ratio, raw_litert_loop, raw_onnx_loop, time_calls
+
+from benchmarks.runtime_overhead import paired_difference, paired_ratio, raw_litert_loop, raw_onnx_loop, time_calls
+from tests.support.models import TINY, mobilenet
 
 
 def compare(label, path, fmt, repeats, rounds):

@@ -3,7 +3,7 @@
 Target (issue 2): at most 1.3x the wall time and 1.2x the peak memory of a script that imports the
 backend, loads the model and runs once. TensorFlow's own interpreter is shown for scale.
 Each child's peak RSS comes from os.wait4; runs are interleaved and medians compared.
-Run: python benchmarks/process_cost.py
+Run: python -m benchmarks.process_cost
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from bench_models import TINY, mobilenet
+from tests.support.models import TINY, mobilenet
 
 BARE = {
     "tflite": """

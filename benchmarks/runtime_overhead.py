@@ -3,7 +3,7 @@
 Target (issue 2): median overhead at most 5% on a MobileNet-sized model and at most 10 µs per call on a
 tiny one. Each round times both loops back to back; the overhead and ratio are medians of the per-round
 differences and ratios, so a slow patch of the shared machine hits both sides of a pair alike. Prints
-the median µs per call too. Run: python benchmarks/runtime_overhead.py
+the median µs per call too. Run: python -m benchmarks.runtime_overhead
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import time
 
 import edgeml_runtime as er
 import numpy as np
-from bench_models import TINY, mobilenet
+
+from tests.support.models import TINY, mobilenet
 
 
 def raw_litert_loop(path):

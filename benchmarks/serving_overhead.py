@@ -7,7 +7,7 @@ paho-mqtt are installed it then bridges a throw-away Mosquitto on 127.0.0.1 (`se
 publish-to-answer round trips twice: with Mosquitto's and paho's defaults, where Nagle's algorithm and
 delayed ACKs add tens of ms per message, and with `set_tcp_nodelay true` in mosquitto.conf plus
 TCP_NODELAY on the client's socket. Prints p50/p90 per request and the ratios to the in-process call.
-Run: python benchmarks/serving_overhead.py [--model tflite|onnx] [--requests 1000]
+Run: python -m benchmarks.serving_overhead [--model tflite|onnx] [--requests 1000]
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import edgeml_runtime as er
-from bench_models import ROOT, TINY
 
-sys.path.insert(0, str(ROOT / "tests"))
-from local_servers import Broker, ServeProcess, ToolMissing  # noqa: E402  (shared with the tests)
+from tests.support.local_servers import Broker, ServeProcess, ToolMissing  # shared with the tests
+from tests.support.models import TINY
 
 SAMPLE = [0.1, -0.2, 0.3, 0.05, 0.7, -0.4, 0.2, 0.0]
 

@@ -2,7 +2,7 @@
 
 TFLite interpreters are not thread-safe. Both safe designs are measured side by side, interleaved:
 N threads each running the same model, total throughput (runs/s) and the median of rounds.
-Run: python benchmarks/thread_safety.py
+Run: python -m benchmarks.thread_safety
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import edgeml_runtime as er
 import numpy as np
-from bench_models import TINY, mobilenet
+
+from tests.support.models import TINY, mobilenet
 
 
 class LockedModel:

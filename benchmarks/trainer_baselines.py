@@ -6,7 +6,7 @@ validation. All are scored on the same held-out test part, made by the trainer's
 accuracy and macro F1 (R² for regression), fit seconds (edgeml's from its metrics.json: the Keras fit
 without TensorFlow's start-up), model bytes (float32 weights vs pickled estimator), and edgeml's margin to
 the best baseline.
-Run: python benchmarks/trainer_baselines.py [--datasets digits,wine,breast_cancer,diabetes]
+Run: python -m benchmarks.trainer_baselines [--datasets digits,wine,breast_cancer,diabetes]
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,11 +21,11 @@ from pathlib import Path
 
 from edgeml.trainer.data import builtin_dataset
 from edgeml.trainer.training import FitConfig, split_data
+from tests.support.cli import edgeml
 
 
 def edgeml_train(dataset: str, outdir: Path) -> dict:
-    done = subprocess.run([sys.executable, "-m", "edgeml", "train", "--dataset", dataset, "--no-plots", "--json",
-                           "-o", str(outdir)], capture_output=True, text=True)
+    done = edgeml("train", "--dataset", dataset, "--no-plots", "--json", "-o", outdir, timeout=None)
     if done.returncode != 0:
         sys.exit(f"edgeml train --dataset {dataset} failed: {done.stderr.strip()[-800:]}")
     metrics = json.loads(done.stdout)

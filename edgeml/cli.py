@@ -57,7 +57,7 @@ class LazyGroup(click.Group):
         except click.ClickException:
             raise
         except Exception as error:  # noqa: BLE001 - user errors become one line, others too unless --debug
-            from edgeml.errors import report_and_exit
+            from edgeml.error_reporting import report_and_exit
 
             report_and_exit(error, debug=ctx.obj.get("debug", False) if ctx.obj else False)
 

@@ -6,28 +6,28 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from edgeml_runtime import EdgeMLError, ModelLoadError
+from edgeml_runtime import EdgeMLError, ModelLoadError, formats
 
-KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")  # .hdf5 is accepted, not advertised
 
 
 def inspect_model(path: Path) -> dict:
     if not path.exists():
         raise ModelLoadError(f"model file not found: {path}")
-    if path.suffix.lower() in (".tflite", ".onnx", ".ort"):
-        report = _runtime_facts(path)
-        report.update(_tflite_graph(path) if report["format"] == "tflite" else _onnx_graph(path))
-        return report
+    if formats.format_of_path(path):
+        return _runtime_facts(path)
     if path.suffix.lower() in KERAS_SUFFIXES:
         return _keras_facts(path)
-    raise EdgeMLError(f"{path}: edgeml inspect reads .tflite, .onnx, .ort, .keras and .h5 files")
+    readable = ", ".join((*formats.MODEL_SUFFIXES, *KERAS_SUFFIXES[:-2]))
+    raise EdgeMLError(f"{path}: edgeml inspect reads {readable} and {KERAS_SUFFIXES[-2]} files")
 
 
 def _runtime_facts(path: Path) -> dict:
+    """Specs from the runtime; the graph from its backend, or from the onnx package for .onnx files."""
     import edgeml_runtime
 
     model = edgeml_runtime.load(path, threads=1)
-    return {
+    report = {
         "model": str(path),
         "bytes": model.model_bytes,
         "format": model.format,
@@ -35,20 +35,8 @@ def _runtime_facts(path: Path) -> dict:
         "inputs": [spec.to_dict() for spec in model.inputs],
         "outputs": [spec.to_dict() for spec in model.outputs],
     }
-
-
-def _tflite_graph(path: Path) -> dict:
-    """Ops and parameters from the interpreter: constants are op inputs that no op produces."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=path.read_bytes())
-    ops = interpreter._get_ops_details()  # the only public-enough way to list ops without the flatbuffer schema
-    produced = {index for op in ops for index in op["outputs"]}
-    graph_inputs = {detail["index"] for detail in interpreter.get_input_details()}
-    constants = {index for op in ops for index in op["inputs"] if index >= 0} - produced - graph_inputs
-    shapes = {detail["index"]: detail["shape"] for detail in interpreter.get_tensor_details()}
-    parameters = int(sum(int(np.prod(shapes[index])) for index in constants if index in shapes))
-    return {"ops": dict(Counter(op["op_name"] for op in ops)), "parameters": parameters}
+    report.update(_onnx_graph(path) if model.format == "onnx" else model.graph())
+    return report
 
 
 def _onnx_graph(path: Path) -> dict:
@@ -83,3 +71,124 @@ def _keras_facts(path: Path) -> dict:
         "ops": dict(Counter(type(layer).__name__ for layer in model.layers)),
         "parameters": int(model.count_params()),
     }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Does it fit? `edgeml inspect MODEL --device PROFILE`
+
+# TFLM's code in flash: an estimate, stated wherever it is used. Basis: TFLM's documentation gives 16 KiB for
+# the core runtime on a Cortex-M3 (and 22 KiB with the operators of its keyword-spotting example); each
+# operator kernel adds to that, the convolution, fully-connected, LSTM/SVDF and matmul kernels most, as their
+# optimized (CMSIS-NN, ESP-NN) variants carry several code paths.
+TFLM_CORE_CODE_BYTES = 16 * 1024
+TFLM_KERNEL_CODE_BYTES = 4 * 1024
+TFLM_HEAVY_KERNEL_CODE_BYTES = 12 * 1024
+HEAVY_KERNELS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED", "BATCH_MATMUL",
+                           "SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM"})
+CODE_BASIS = (f"estimate: TFLM's documented {TFLM_CORE_CODE_BYTES // 1024} KiB core runtime + "
+              f"{TFLM_KERNEL_CODE_BYTES // 1024} KiB per operator kernel, {TFLM_HEAVY_KERNEL_CODE_BYTES // 1024} KiB "
+              "for convolution, fully-connected, matmul, SVDF and LSTM kernels; your firmware's linker map has "
+              "the real figure")
+RAM_BASIS = ("measured: kTensorArenaSize as `edgeml convert --to tflm` writes it (TFLM's allocator on this "
+             "machine + margin) + one application-side buffer per input and output (TFLM's own input and output "
+             "tensors are inside the arena)")
+LINUX_RAM_BASIS = ("measured: peak resident memory of this process while edgeml_runtime loads the model and "
+                   "runs it {runs} times on this machine ({machine}): Python, numpy and the runtime included")
+# Less than this fraction left free is reported as tight: the application's stack, heap and drivers share it.
+TIGHT_FRACTION = 0.10
+
+
+def device_fit(path: Path, report: dict, profile) -> dict:
+    """Whether the model at `path` (its `inspect_model` report) fits the device `profile`, with the figures.
+
+    Microcontrollers: the TFLM arena + I/O buffers against RAM (the arena also against the largest block of
+    RAM), the model + TFLM's code (an estimate) against flash. Linux boards: the measured peak memory of
+    edgeml_runtime running the model against the board's RAM."""
+    if report["format"] not in ("tflite", "onnx"):
+        raise EdgeMLError(f"--device checks converted models (.tflite, .onnx, .ort); convert {path.name} first: "
+                          f"edgeml convert {path}")
+    return _mcu_fit(path, report, profile) if profile.is_mcu else _linux_fit(path, report, profile)
+
+
+def _mcu_fit(path: Path, report: dict, profile) -> dict:
+    mcu = profile.mcu
+    if report["format"] != "tflite":
+        raise EdgeMLError(f"{profile.name} is a microcontroller: it runs .tflite models through TensorFlow Lite "
+                          f"Micro, not {report['format']}; convert with edgeml convert MODEL --int8 --to tflm")
+    try:
+        from edgeml_converters import tflm
+        from edgeml_converters.errors import ConversionError
+    except ImportError:
+        from edgeml_runtime import BackendNotInstalled
+
+        raise BackendNotInstalled("a microcontroller fit check measures the arena with TensorFlow Lite Micro: "
+                                  "pip install 'edgeml-converters[tflm]'") from None
+    data = path.read_bytes()
+    facts = tflm.read_model(data)
+    problems, notes = [], []
+    try:
+        tflm.resolver_methods(facts.ops)
+        measured = tflm.measure_arena(data, facts, name=path.name).required_bytes
+        arena = tflm.arena_with_margin(measured)
+    except ConversionError as error:  # an operator TFLM lacks: it cannot run at all
+        problems.append(str(error))
+        measured = arena = None
+    if facts.float_activations:
+        notes.append("not full-integer: TFLM runs float models with slow reference kernels and no CMSIS-NN/"
+                     "ESP-NN acceleration; convert with --int8")
+    io_bytes = sum(_spec_bytes(spec) for spec in (*report["inputs"], *report["outputs"]))
+    ram = None
+    if arena is not None:
+        ram = _budget(arena + io_bytes, mcu.ram_bytes, arena_bytes=arena, arena_measured_bytes=measured,
+                      io_buffer_bytes=io_bytes, arena_limit_bytes=mcu.arena_limit_bytes, basis=RAM_BASIS)
+        if arena > mcu.arena_limit_bytes:
+            ram["fits"] = False
+            problems.append(f"the arena ({arena:,} bytes) is larger than the biggest block of RAM "
+                            f"({mcu.arena_limit_bytes:,} bytes)")
+    code = tflm_code_bytes(facts.ops)
+    flash = _budget(len(data) + code, mcu.flash_bytes, model_bytes=len(data), code_bytes=code, basis=CODE_BASIS)
+    fits = not problems and ram is not None and ram["fits"] and flash["fits"]
+    for name, budget in (("RAM", ram), ("flash", flash)):
+        if budget and budget["fits"] and budget["margin_fraction"] < TIGHT_FRACTION:
+            notes.append(f"{name} is tight: {budget['margin_fraction']:.0%} left for the rest of the firmware")
+    notes.append("the board's own firmware (RTOS, radio stacks, drivers) needs RAM and flash too")
+    return {"device": profile.name, "kind": "mcu", "fits": bool(fits), "ram": ram, "flash": flash,
+            "ops": list(facts.ops), "problems": problems, "notes": notes}
+
+
+def tflm_code_bytes(ops) -> int:
+    """The estimate of TFLM's code for a model with these operators (see CODE_BASIS)."""
+    return TFLM_CORE_CODE_BYTES + sum(
+        TFLM_HEAVY_KERNEL_CODE_BYTES if op in HEAVY_KERNELS else TFLM_KERNEL_CODE_BYTES for op in ops)
+
+
+def _linux_fit(path: Path, report: dict, profile) -> dict:
+    import platform
+
+    import edgeml_runtime
+
+    runs = 5
+    result = edgeml_runtime.benchmark(path, runs=runs, warmup=1, min_seconds=0.0, warmup_seconds=0.0,
+                                      threads=profile.threads)
+    peak = int(result.peak_rss_mb * 1024 * 1024)
+    basis = LINUX_RAM_BASIS.format(runs=runs, machine=f"{platform.machine()}, backend {result.backend}")
+    ram = _budget(peak, profile.ram_mb * 1024 * 1024, peak_rss_bytes=peak, basis=basis)
+    notes = ["the operating system and your application share the board's RAM"]
+    if ram["fits"] and ram["margin_fraction"] < TIGHT_FRACTION:
+        notes.append(f"RAM is tight: {ram['margin_fraction']:.0%} left")
+    return {"device": profile.name, "kind": "linux", "fits": bool(ram["fits"]), "ram": ram, "flash": None,
+            "problems": [] if ram["fits"] else [f"needs {peak:,} bytes of RAM, the board has "
+                                                f"{profile.ram_mb * 1024 * 1024:,}"],
+            "notes": notes}
+
+
+def _budget(needed: int, available: int, *, basis: str, **parts) -> dict:
+    margin = available - needed
+    return {"needed_bytes": int(needed), "available_bytes": int(available), "margin_bytes": int(margin),
+            "margin_fraction": margin / available if available else 0.0, "fits": needed <= available,
+            **{key: value for key, value in parts.items()}, "basis": basis}
+
+
+def _spec_bytes(spec: dict) -> int:
+    count = int(np.prod([d or 1 for d in spec["shape"]])) if spec["shape"] else 1
+    return count * np.dtype(spec["dtype"]).itemsize

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from importlib import metadata
 
+from edgeml_runtime.formats import BACKENDS
+
 from edgeml import __version__
 
-# Distributions reported by `edgeml --version` and `edgeml doctor`, in display order.
+# Distributions reported by `edgeml --version` and `edgeml doctor`, in display order: ours, every runtime
+# backend, then what the converters drive.
 REPORTED = [
     "edgeml-runtime",
     "edgeml-converters",
-    "ai-edge-litert",
-    "tflite-runtime",
-    "onnxruntime",
+    *dict.fromkeys(backend.distribution for backend in BACKENDS.values()),
     "tensorflow",
     "tf2onnx",
     "onnx",

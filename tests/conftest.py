@@ -24,16 +24,17 @@ Such a login gets a forced command (authorized_keys `command=`): a small script 
 then runs the client's command with /bin/sh. scp and sftp keep working (sftp goes to the external
 sftp-server through it).
 
-When sshd or ssh-keygen is missing the tests that use the fixture are skipped, except under CI (the
-environment variable CI set), where they fail: CI must really run them (.ci/run installs openssh-server).
+The server itself is tests/support/local_servers.py (the benchmarks use it too). When sshd or ssh-keygen
+is missing the tests that use the fixture are skipped, except under CI (the environment variable CI set),
+where they fail: CI must really run them (.ci/run installs openssh-server).
 """
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from local_servers import ServerFailed, SshServer, ToolMissing
+
+from tests.support.local_servers import ServerFailed, SshServer, ToolMissing
+from tests.support.marks import unavailable
 
 
 @pytest.fixture(scope="session")
@@ -43,9 +44,7 @@ def sshd(tmp_path_factory):
     try:
         server.start()
     except ToolMissing as missing:
-        if os.environ.get("CI"):
-            pytest.fail(str(missing))
-        pytest.skip(str(missing))
+        unavailable(str(missing))
     except ServerFailed as failure:
         pytest.fail(str(failure))
     yield server

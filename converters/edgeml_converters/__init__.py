@@ -1,17 +1,29 @@
-"""edgeml_converters: Keras/TensorFlow models to TFLite and ONNX, quantized and checked against the original.
+"""edgeml_converters: Keras/TensorFlow models to TFLite and ONNX, quantized and checked against the original,
+and TensorFlow Lite Micro sources for microcontrollers.
 
-TensorFlow, tf2onnx and ONNX Runtime are imported only when a conversion runs.
+TensorFlow, tf2onnx, ONNX Runtime and tflite-micro are imported only when a conversion runs.
+
+    from edgeml_converters import ConvertOptions, Mode, convert
+
+    manifest = convert("model.keras", "out", ConvertOptions(modes=(Mode.FP32, Mode.INT8), calibration="x.npy"),
+                       progress=print)  # progress: edgeml_runtime.progress.ProgressEvent
+    convert("model.keras", "out", formats=("tflm",), modes=("fp32", "int8"), calibration="x.npy")  # + TFLM sources
+    export_tflm("out/model.int8.tflite")  # TFLM sources for an existing int8 .tflite (edgeml-converters[tflm])
 """
 
 from edgeml_converters.errors import (
     CalibrationError,
     ConversionError,
     FlexOpsRequired,
+    GatesFailed,
+    IncompleteConversion,
     OutputDirError,
     UnsafeModelError,
 )
-from edgeml_converters.modes import FORMATS, MODES
-from edgeml_converters.pipeline import GatesFailed, convert
+from edgeml_converters.modes import FORMATS, MODES, Mode
+from edgeml_converters.options import ConvertOptions
+from edgeml_converters.pipeline import convert
+from edgeml_converters.tflm import export_tflm
 
 __version__ = "0.1.0"
 
@@ -20,10 +32,14 @@ __all__ = [
     "MODES",
     "CalibrationError",
     "ConversionError",
+    "ConvertOptions",
     "FlexOpsRequired",
     "GatesFailed",
+    "IncompleteConversion",
+    "Mode",
     "OutputDirError",
     "UnsafeModelError",
     "__version__",
     "convert",
+    "export_tflm",
 ]

@@ -1,10 +1,23 @@
-"""The converters' error types; each derives from an `edgeml_runtime` error so the CLI maps it to exit 2."""
+"""The converters' error types; each derives from an `edgeml_runtime` error so the CLI maps it to an exit
+code: 2 for bad input or a failed conversion, 1 for `GatesFailed` (a check that ran and failed)."""
 
 from __future__ import annotations
 
-from edgeml_runtime import EdgeMLError, InputError, ModelLoadError
+from pathlib import Path
+from typing import Optional
 
-__all__ = ["CalibrationError", "ConversionError", "FlexOpsRequired", "OutputDirError", "UnsafeModelError"]
+from edgeml_runtime import CheckFailed, EdgeMLError, InputError, ModelLoadError
+from edgeml_runtime.formats import MANIFEST_FILE
+
+__all__ = [
+    "CalibrationError",
+    "ConversionError",
+    "FlexOpsRequired",
+    "GatesFailed",
+    "IncompleteConversion",
+    "OutputDirError",
+    "UnsafeModelError",
+]
 
 
 class ConversionError(EdgeMLError):
@@ -22,6 +35,26 @@ class FlexOpsRequired(ConversionError):
         return (type(self), (str(self), self.ops))
 
 
+class IncompleteConversion(ConversionError):
+    """One requested output could not be made (TFLM sources for a model TFLM cannot run); the other artifacts
+    were made, and `convert()` writes them with their manifest before raising this. `manifest` lists them;
+    `output_dir` is where they are once written (None before)."""
+
+    def __init__(self, message: str, manifest: dict, output_dir: Optional[Path] = None):
+        super().__init__(message)
+        self.manifest = manifest
+        self.output_dir = output_dir
+
+    def __reduce__(self):  # keep the manifest when the error crosses from the conversion process
+        return (type(self), (self.args[0], self.manifest, self.output_dir))
+
+    def __str__(self) -> str:
+        if self.output_dir is None:
+            return self.args[0]
+        written = [entry["path"] for entry in self.manifest.get("artifacts", [])]
+        return f"{self.args[0]}. Written to {self.output_dir}: {', '.join([*written, MANIFEST_FILE])}"
+
+
 class UnsafeModelError(ModelLoadError):
     """The model holds Python code (Lambda layers) and the user did not pass --unsafe."""
 
@@ -32,3 +65,12 @@ class CalibrationError(InputError):
 
 class OutputDirError(EdgeMLError):
     """The output directory cannot be used (it is a file, or not writable)."""
+
+
+class GatesFailed(CheckFailed):
+    """Some artifacts missed their validation gate. Files and manifest are kept; `manifest` has them."""
+
+    def __init__(self, message: str, manifest: dict, output_dir: Path):
+        super().__init__(message)
+        self.manifest = manifest
+        self.output_dir = output_dir

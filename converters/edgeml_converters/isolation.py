@@ -5,7 +5,8 @@ child process a crash becomes an error message for the user instead of a dead sh
 goes back when the child ends. The child is a fresh interpreter (`python -m edgeml_converters.isolation`),
 not multiprocessing's spawn, which would re-run the caller's script in the child when it lacks an
 `if __name__ == "__main__"` guard. Its stdout/stderr (TensorFlow's log chatter) go to a log file whose
-last line is quoted if it dies; results and progress come back pickled over a pipe.
+last line is quoted if it dies; results and progress events (`edgeml_runtime.progress.ProgressEvent`)
+come back pickled over a pipe, so the caller's progress callback sees the same events as in-process.
 
 A traceback does not survive pickling, so the child sends its formatted traceback along with the
 error, and the parent re-raises the error `from` a `ChildTraceback` holding it (as concurrent.futures
@@ -26,6 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Callable, Optional
 
 from edgeml_runtime import EdgeMLError
+from edgeml_runtime.progress import ProgressCallback, ProgressEvent
 
 from edgeml_converters.errors import ConversionError
 
@@ -41,9 +43,10 @@ class ChildTraceback(Exception):
         return "\n" + self.args[0]
 
 
-def run_isolated(function: Callable, kwargs: dict, progress: Optional[Callable[[str], None]] = None):
+def run_isolated(function: Callable, kwargs: dict, progress: ProgressCallback = None, *, step: str = "starting"):
     """`function(**kwargs, progress=...)` in a child process; its result, or its error re-raised here.
-    `function` must be importable by module and name."""
+    `function` must be importable by module and name; the events it reports reach `progress`. `step` names
+    what the child does before its first event (quoted if it dies then)."""
     read_fd, write_fd = os.pipe()
     request = pickle.dumps((function.__module__, function.__qualname__, kwargs, sys.path))
     with tempfile.TemporaryFile(prefix="edgeml-convert-", suffix=".log") as log:
@@ -57,7 +60,7 @@ def run_isolated(function: Callable, kwargs: dict, progress: Optional[Callable[[
         try:
             child.stdin.write(request)
             child.stdin.close()
-            return _receive(messages, child, log, progress)
+            return _receive(messages, child, log, progress, step)
         finally:
             messages.close()
             if child.poll() is None:
@@ -65,16 +68,15 @@ def run_isolated(function: Callable, kwargs: dict, progress: Optional[Callable[[
             child.wait()
 
 
-def _receive(messages: Connection, child, log, progress):
-    step = "starting"
+def _receive(messages: Connection, child, log, progress: ProgressCallback, step: str):
     while True:
         try:
             kind, payload = messages.recv()
         except (EOFError, OSError):
             break
         if kind == "progress":
-            step = payload
-            if progress:
+            step = payload.message
+            if progress is not None:
                 progress(payload)
         elif kind == "result":
             return payload
@@ -95,9 +97,13 @@ def _child_main(message_fd: int) -> None:
     messages = Connection(message_fd, readable=False)
     module_name, qualname, kwargs, parent_path = pickle.loads(sys.stdin.buffer.read())
     sys.path[:] = parent_path + [entry for entry in sys.path if entry not in parent_path]
+
+    def progress(event: ProgressEvent) -> None:  # events are frozen dataclasses: they pickle as they are
+        messages.send(("progress", event))
+
     try:
         function = getattr(importlib.import_module(module_name), qualname)
-        result = function(**kwargs, progress=lambda message: messages.send(("progress", message)))
+        result = function(**kwargs, progress=progress)
         messages.send(("result", result))
     except EdgeMLError as error:
         messages.send(("error", (error, traceback.format_exc())))

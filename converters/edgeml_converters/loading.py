@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from edgeml_runtime import ModelLoadError
-from edgeml_runtime._util import first_line as _first_line
+from edgeml_runtime.errors import first_line as _first_line
 
 from edgeml_converters.errors import UnsafeModelError
 from edgeml_converters.tensorflow_env import import_tensorflow

@@ -1,4 +1,5 @@
-"""`manifest.json` (schema edgeml.manifest/1, see DESIGN.md): what was converted, from what, how well."""
+"""The conversion manifest (`edgeml_runtime.formats.MANIFEST_FILE`, schema `MANIFEST_SCHEMA`, see DESIGN.md):
+what was converted, from what, how well."""
 
 from __future__ import annotations
 
@@ -8,11 +9,10 @@ import os
 from pathlib import Path
 from typing import List, Optional
 
-from edgeml_runtime._util import sha256_file
+from edgeml_runtime.files import sha256_file
+from edgeml_runtime.formats import MANIFEST_SCHEMA
 
-__all__ = ["SCHEMA", "artifact_entry", "file_sha256", "manifest_dict", "write_json"]
-
-SCHEMA = "edgeml.manifest/1"
+__all__ = ["artifact_entry", "file_sha256", "manifest_dict", "write_json"]
 
 
 def file_sha256(path: Path) -> str:
@@ -34,7 +34,7 @@ def artifact_entry(root: Path, path: Path, fmt: str, mode: str, model, validatio
     entry = {
         "path": path.relative_to(root).as_posix(),
         "format": fmt,
-        "quantization": mode,
+        "quantization": str(mode),  # a Mode's name, as plain text
         "bytes": path.stat().st_size,
         "sha256": file_sha256(path),
         "inputs": [spec.to_dict() for spec in model.inputs],
@@ -49,7 +49,7 @@ def manifest_dict(source, artifacts: List[dict], calibration: Optional[dict], me
     from edgeml_converters import __version__
 
     manifest = {
-        "schema": SCHEMA,
+        "schema": MANIFEST_SCHEMA,
         "source": {
             "path": str(source.path),
             "sha256": source_sha256(source.path),

@@ -1,10 +1,18 @@
-"""The quantization modes and output formats: one vocabulary for the API, the CLI and file names."""
+"""The quantization modes and output formats: one vocabulary for the API, the CLI and file names.
+
+`Mode` is a `str` enum, so a plain "int8" is accepted wherever a mode is, and a `Mode` is written as its
+value (in file names, JSON and messages). The output formats are the export targets of
+`edgeml_runtime.formats.TARGETS` (model files the runtime runs) and `SOURCE_TARGETS` (sources for a firmware
+build: `tflm`, made from the int8 .tflite).
+"""
 
 from __future__ import annotations
 
-from typing import Iterable, Tuple
+from enum import Enum
+from typing import Iterable, Tuple, Union
 
 from edgeml_runtime import EdgeMLError
+from edgeml_runtime.formats import SOURCE_TARGETS, TARGETS
 
 __all__ = [
     "FORMATS",
@@ -12,42 +20,72 @@ __all__ = [
     "MODES_NEEDING_CALIBRATION",
     "ONNX_MODES",
     "TFLITE_MODES",
+    "Mode",
     "artifact_name",
     "check_formats",
     "check_modes",
 ]
 
-MODES = ("fp32", "fp16", "dynamic", "int8", "int16x8")
-TFLITE_MODES = MODES
-ONNX_MODES = ("fp32", "fp16", "dynamic", "int8")  # ONNX Runtime has no int16-activation kernels
-MODES_NEEDING_CALIBRATION = ("int8", "int16x8")
-# "ort" is the ONNX Runtime Mobile flat-buffer form of each ONNX artifact.
-FORMATS = ("tflite", "onnx", "ort")
-EXTENSIONS = {"tflite": ".tflite", "onnx": ".onnx", "ort": ".ort"}
+
+class Mode(str, Enum):
+    """A quantization mode, in canonical order (the order artifacts are made and listed in)."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    DYNAMIC = "dynamic"  # int8 weights, float activations
+    INT8 = "int8"  # full integer: weights and activations (int8 I/O by default in TFLite)
+    INT16X8 = "int16x8"  # int16 activations, int8 weights (TFLite only)
+
+    def __str__(self) -> str:  # "int8", not "Mode.INT8", in f-strings and file names
+        return self.value
+
+    @property
+    def needs_calibration(self) -> bool:
+        """Whether the converter must run representative data to measure activation ranges."""
+        return self in MODES_NEEDING_CALIBRATION
+
+    @property
+    def in_onnx(self) -> bool:
+        """Whether ONNX Runtime can run this mode (it has no int16-activation kernels)."""
+        return self in ONNX_MODES
 
 
-def artifact_name(fmt: str, mode: str) -> str:
+MODES: Tuple[str, ...] = tuple(mode.value for mode in Mode)  # plain names, for messages and old callers
+TFLITE_MODES: Tuple[Mode, ...] = tuple(Mode)
+ONNX_MODES: Tuple[Mode, ...] = (Mode.FP32, Mode.FP16, Mode.DYNAMIC, Mode.INT8)
+MODES_NEEDING_CALIBRATION: Tuple[Mode, ...] = (Mode.INT8, Mode.INT16X8)
+# "ort" is the ONNX Runtime Mobile flat-buffer form of each ONNX artifact; "tflm" TensorFlow Lite Micro sources
+# around the int8 .tflite (which it brings along).
+FORMATS: Tuple[str, ...] = (*TARGETS, *SOURCE_TARGETS)
+
+
+def artifact_name(fmt: str, mode: Union[Mode, str]) -> str:
     """File name of one artifact, e.g. `model.int8.tflite`."""
-    return f"model.{mode}{EXTENSIONS[fmt]}"
+    return f"model.{Mode(mode).value}{TARGETS[fmt].suffix}"
 
 
-def check_modes(modes: Iterable[str]) -> Tuple[str, ...]:
+def check_modes(modes: Iterable[Union[Mode, str]]) -> Tuple[Mode, ...]:
     """The requested modes in canonical order, without duplicates; unknown names are a user error."""
-    requested = [mode.strip().lower() for mode in modes if mode.strip()]
+    requested = [str(mode).strip().lower() for mode in _as_list(modes) if str(mode).strip()]
     unknown = [mode for mode in requested if mode not in MODES]
     if unknown:
         raise EdgeMLError(f"unknown quantization mode(s) {unknown}; choose from {', '.join(MODES)}")
     if not requested:
         raise EdgeMLError(f"no quantization mode given; choose from {', '.join(MODES)}")
-    return tuple(mode for mode in MODES if mode in requested)
+    return tuple(mode for mode in Mode if mode.value in requested)
 
 
 def check_formats(formats: Iterable[str]) -> Tuple[str, ...]:
     """The requested formats in canonical order; unknown names are a user error."""
-    requested = [fmt.strip().lower() for fmt in formats if fmt.strip()]
+    requested = [str(fmt).strip().lower() for fmt in _as_list(formats) if str(fmt).strip()]
     unknown = [fmt for fmt in requested if fmt not in FORMATS]
     if unknown:
         raise EdgeMLError(f"unknown output format(s) {unknown}; choose from {', '.join(FORMATS)}")
     if not requested:
         raise EdgeMLError(f"no output format given; choose from {', '.join(FORMATS)}")
     return tuple(fmt for fmt in FORMATS if fmt in requested)
+
+
+def _as_list(values) -> list:
+    """One name ("int8", Mode.INT8) or several; a lone string is one name, not its characters."""
+    return [values] if isinstance(values, str) else list(values)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeml_runtime._util import first_line as _first_line
+from edgeml_runtime.errors import first_line as _first_line
 
 from edgeml_converters.errors import ConversionError
 from edgeml_converters.tensorflow_env import import_tensorflow

@@ -6,9 +6,9 @@ import contextlib
 import logging
 import tempfile
 from pathlib import Path
-from typing import Callable, List, Optional
 
-from edgeml_runtime._util import first_line as _first_line
+from edgeml_runtime.errors import first_line as _first_line
+from edgeml_runtime.progress import ProgressCallback, report
 
 from edgeml_converters.calibration import Dataset
 from edgeml_converters.errors import ConversionError
@@ -30,14 +30,13 @@ def quantize_dynamic_int8(source: Path, destination: Path) -> None:
         raise ConversionError(f"ONNX dynamic quantization failed: {_first_line(error)}") from None
 
 
-def quantize_static_int8(
-    source: Path, destination: Path, calibration: Dataset, *, progress: Optional[Callable[[str], None]] = None
-) -> List[str]:
-    """Static int8 in QDQ format with per-channel weights; returns notes (e.g. pre-processing skipped)."""
+def quantize_static_int8(source: Path, destination: Path, calibration: Dataset, *,
+                         progress: ProgressCallback = None) -> None:
+    """Static int8 in QDQ format with per-channel weights. Reports stage "calibrate" events counting
+    samples (done/total), and a "quantize" note when pre-processing had to be skipped."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    notes = []
     with tempfile.TemporaryDirectory(prefix="edgeml-onnx-") as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         try:
@@ -47,7 +46,7 @@ def quantize_static_int8(
             # needs sympy, which onnxruntime does not install.
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         except Exception as error:  # symbolic shape inference fails on some graphs: quantize as is
-            notes.append(f"ONNX int8: pre-processing skipped ({_first_line(error)})")
+            report(progress, "quantize", f"ONNX int8: pre-processing skipped ({_first_line(error)})", level="note")
             prepared = source
         try:
             with _quiet_root_logger():
@@ -64,10 +63,9 @@ def quantize_static_int8(
                 )
         except Exception as error:
             raise ConversionError(f"ONNX static int8 quantization failed: {_first_line(error)}") from None
-    return notes
 
 
-def _reader(calibration: Dataset, progress):
+def _reader(calibration: Dataset, progress: ProgressCallback):
     """A CalibrationDataReader that feeds one sample at a time and reports progress."""
     from onnxruntime.quantization import CalibrationDataReader
 
@@ -80,8 +78,9 @@ def _reader(calibration: Dataset, progress):
             sample = next(self._samples, None)
             if sample is not None:
                 self._done += 1
-                if progress and (self._done == calibration.samples or self._done % 25 == 0):
-                    progress(f"calibrating ONNX int8: {self._done}/{calibration.samples} samples")
+                if self._done == calibration.samples or self._done % 25 == 0:
+                    report(progress, "calibrate", "calibrating ONNX int8", done=self._done,
+                           total=calibration.samples)
             return sample
 
     return Reader()

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from edgeml_runtime.formats import MANIFEST_FILE
+
 from edgeml_converters.errors import OutputDirError
 
 __all__ = ["default_output_dir", "publish", "remove_staging", "start_staging"]
@@ -40,10 +42,11 @@ def start_staging(output_dir: Path) -> Path:
 
 def publish(staging: Path, output_dir: Path) -> None:
     """Move the staged files into `output_dir`, the manifest last; drop artifacts of an earlier run
-    that this run did not produce (they are listed in the old manifest). Other files are left alone."""
+    that this run did not produce (they are listed in the old manifest: each artifact's `path`, and its
+    `files` for TFLM sources). Other files are left alone."""
     output_dir.mkdir(parents=True, exist_ok=True)
     stale = _previous_artifacts(output_dir) - {p.name for p in staging.iterdir()}
-    for item in sorted(staging.iterdir(), key=lambda p: p.name == "manifest.json"):
+    for item in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST_FILE):
         target = output_dir / item.name
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
@@ -60,8 +63,10 @@ def remove_staging(staging: Optional[Path]) -> None:
 
 def _previous_artifacts(output_dir: Path) -> set:
     try:
-        manifest = json.loads((output_dir / "manifest.json").read_text())
-        return {Path(entry["path"]).name for entry in manifest.get("artifacts", [])}
+        manifest = json.loads((output_dir / MANIFEST_FILE).read_text())
+        names = {Path(str(name)).name for entry in manifest.get("artifacts", [])
+                 for name in [entry["path"], *(entry.get("files") or [])]}
+        return names - {"", ".", ".."}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return set()
 

@@ -5,97 +5,86 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
-from edgeml_runtime import CheckFailed, ModelLoadError
+from edgeml_runtime import ModelLoadError
+from edgeml_runtime.formats import LABELS_FILE, MANIFEST_FILE, TARGETS
+from edgeml_runtime.progress import ProgressCallback, report
 
 from edgeml_converters import calibration as data_sets
-from edgeml_converters.errors import CalibrationError
-from edgeml_converters.manifest import artifact_entry, manifest_dict, write_json
-from edgeml_converters.modes import MODES_NEEDING_CALIBRATION, ONNX_MODES, artifact_name, check_formats, check_modes
+from edgeml_converters.errors import CalibrationError, ConversionError, GatesFailed, IncompleteConversion
+from edgeml_converters.manifest import artifact_entry, file_sha256, manifest_dict, write_json
+from edgeml_converters.modes import Mode, artifact_name
+from edgeml_converters.options import ConvertOptions
 from edgeml_converters.output_dir import default_output_dir, publish, remove_staging, start_staging
-from edgeml_converters.validation import Gate, gates_with_overrides, run_batches
+from edgeml_converters.validation import check_outputs, run_batches
 
 __all__ = ["GatesFailed", "build_artifacts", "convert"]
 
-Progress = Optional[Callable[[str], None]]
 
-
-class GatesFailed(CheckFailed):
-    """Some artifacts missed their validation gate. Files and manifest are kept; `manifest` has them."""
-
-    def __init__(self, message: str, manifest: dict, output_dir: Path):
-        super().__init__(message)
-        self.manifest = manifest
-        self.output_dir = output_dir
-
-
-def convert(
-    source,
-    output_dir=None,
-    *,
-    formats=("tflite", "onnx"),
-    modes=("fp32",),
-    calibration=None,
-    calibration_samples: int = 300,
-    validate_data=None,
-    float_io: bool = False,
-    opset: Optional[int] = None,
-    allow_flex: bool = False,
-    unsafe: bool = False,
-    progress: Progress = None,
-    fp32_tolerance: Optional[float] = None,
-    min_cosine: Optional[float] = None,
-    min_agreement: Optional[float] = None,
-    isolate: bool = True,
-) -> dict:
+def convert(source, output_dir=None, options: Optional[ConvertOptions] = None, *,
+            progress: ProgressCallback = None, isolate: bool = True, **option_values) -> dict:
     """Convert `source` (.keras, .h5 or SavedModel dir) and return the manifest (also written to
-    `output_dir/manifest.json`). Artifacts that miss their validation gate are kept, marked
-    `passed: false`, and a `GatesFailed` (a CheckFailed) is raised after everything is written.
+    `output_dir/manifest.json`; default `<stem>-edgeml/` next to the model).
+
+    What to make comes as `options` (a `ConvertOptions`) or as its fields by name, e.g.
+    `convert("model.keras", "out", formats=("tflite",), modes=("fp32", "int8"), calibration="x.npy")`;
+    names given next to `options` override its values. Artifacts that miss their validation gate are
+    kept, marked `passed: false`, and a `GatesFailed` (a CheckFailed) is raised after everything is
+    written. When the TFLM sources (`formats` "tflm") cannot be made for the model (an operator TFLM lacks),
+    the other artifacts and their manifest are written and an `IncompleteConversion` naming the cause is
+    raised. `progress` receives `edgeml_runtime.progress.ProgressEvent`s.
 
     `isolate` runs the conversion in a child process (survives converter crashes); `isolate=False`
     converts in this process, which is faster to start when TensorFlow is already imported.
     """
+    if options is None:
+        options = ConvertOptions(**option_values)
+    elif option_values:
+        options = options.replace(**option_values)
     source_path = Path(source).expanduser().resolve()
     if not source_path.exists():
         raise ModelLoadError(f"model not found: {source}")
-    formats, modes = check_formats(formats), check_modes(modes)
-    calibration, note = _calibration_choice(calibration, modes, source_path)
-    if progress and note:
-        progress(note)
-    if calibration_samples < 1:
-        raise CalibrationError("--calibration-samples must be at least 1")
+    calibration, note = _calibration_choice(options, source_path)
+    if note:
+        report(progress, "calibrate", note, level="note")
+    options = options.replace(calibration=calibration)
+    if "tflm" in options.formats:
+        from edgeml_converters.tflm import require_tflite_micro
+
+        require_tflite_micro()  # the install hint now, not after the TFLite conversions
     out = Path(output_dir).expanduser().resolve() if output_dir else default_output_dir(source_path)
     staging = start_staging(out)
-    request = {
-        "source_path": source_path, "staging": staging, "formats": formats, "modes": modes,
-        "calibration": calibration, "calibration_samples": calibration_samples, "validate_data": validate_data,
-        "float_io": float_io, "opset": opset, "allow_flex": allow_flex, "unsafe": unsafe,
-        "gates": gates_with_overrides(fp32_tolerance, min_cosine, min_agreement),
-    }
+    request = {"source_path": source_path, "staging": staging, "options": options}
     try:
-        if isolate:
-            from edgeml_converters.isolation import run_isolated
+        try:
+            if isolate:
+                from edgeml_converters.isolation import run_isolated
 
-            manifest = run_isolated(build_artifacts, request, progress)
-        else:
-            manifest = build_artifacts(**request, progress=progress)
+                manifest = run_isolated(build_artifacts, request, progress, step=f"loading {source_path.name}")
+            else:
+                manifest = build_artifacts(**request, progress=progress)
+        except IncompleteConversion as incomplete:
+            publish(staging, out)  # what could be made is kept, as with a failed gate
+            incomplete.output_dir = out
+            raise
         publish(staging, out)
     finally:
         remove_staging(staging)
+    report(progress, "write", f"wrote {len(manifest['artifacts'])} artifact(s) and {MANIFEST_FILE} to {out}")
     _raise_for_failed_gates(manifest, out)
     return manifest
 
 
-def _calibration_choice(calibration, modes, source_path: Path):
+def _calibration_choice(options: ConvertOptions, source_path: Path):
     """The calibration data to use, and a note to show when it was found next to the model."""
-    if calibration is not None:
-        return calibration, None
+    if options.calibration is not None:
+        return options.calibration, None
     found = data_sets.auto_calibration_file(source_path)
     if found is not None:
         return found, f"using calibration data found next to the model: {found}"
-    needing = [mode for mode in modes if mode in MODES_NEEDING_CALIBRATION]
+    needing = [mode.value for mode in options.modes if mode.needs_calibration]
     if needing:
         raise CalibrationError(
             f"{'/'.join(needing)} quantization needs representative data: a few hundred real inputs the "
@@ -115,7 +104,8 @@ def _raise_for_failed_gates(manifest: dict, out: Path) -> None:
     details = "; ".join(
         f"{entry['path']} (cosine {entry['validation']['cosine']:.4f}, top-1 "
         f"{_percent(entry['validation']['top1_agreement'])}, decisive "
-        f"{_percent(entry['validation'].get('decisive_top1_agreement'))}, needs {entry['validation']['gate']})"
+        f"{_percent(entry['validation'].get('decisive_top1_agreement'))}{_quanta(entry['validation'])}, needs "
+        f"{entry['validation']['gate']})"
         for entry in failed
     )
     raise GatesFailed(
@@ -125,6 +115,13 @@ def _raise_for_failed_gates(manifest: dict, out: Path) -> None:
     )
 
 
+def _quanta(validation: dict) -> str:
+    """', TFLM vs LiteRT N quanta' for a TFLM artifact."""
+    if validation.get("max_quanta_diff") is None:
+        return ""
+    return f", TFLM vs LiteRT {validation['max_quanta_diff']} quanta"
+
+
 def _percent(value) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
@@ -132,34 +129,38 @@ def _percent(value) -> str:
 # --- the conversion itself (runs in the child process when isolated) ---------------------------------
 
 
-def build_artifacts(
-    *, source_path: Path, staging: Path, formats, modes, calibration, calibration_samples: int,
-    validate_data, float_io: bool, opset, allow_flex: bool, unsafe: bool, gates: Dict[str, Gate],
-    progress: Progress = None,
-) -> dict:
+def build_artifacts(*, source_path: Path, staging: Path, options: ConvertOptions,
+                    progress: ProgressCallback = None) -> dict:
     """Convert into `staging` and write its manifest there; returns the manifest."""
-    say = progress or (lambda message: None)
-    say(f"loading {source_path.name}")
     from edgeml_converters.loading import load_source
 
-    source = load_source(source_path, unsafe=unsafe)
+    source = load_source(source_path, unsafe=options.unsafe)
     try:
+        # Reported once loaded: a model that does not load gives its error alone, not after a step line.
+        report(progress, "load", f"loaded {source_path.name} with {source.loader}")
         for note in source.notes:
-            say(note)
-        calibration_set, validation_set, calibration_info = _data_sets(
-            source, modes, calibration, calibration_samples, validate_data
-        )
-        say(f"running the original model on {validation_set.samples} validation samples")
+            report(progress, "load", note, level="note")
+        calibration_set, validation_set, calibration_info = _data_sets(source, options)
+        report(progress, "validate", f"running the original model on {validation_set.samples} validation samples")
         reference = run_batches(source.predict, source.inputs[0].shape[0], validation_set)
-        context = _Context(source, staging, validation_set, reference, gates, calibration_set, say,
+        context = _Context(source, staging, validation_set, reference, options, calibration_set, progress,
                            synthetic=validation_set.source.startswith("synthetic"))
-        artifacts = []
-        if "tflite" in formats:
-            artifacts += _tflite_artifacts(context, modes, float_io, allow_flex)
-        if "onnx" in formats or "ort" in formats:
-            artifacts += _onnx_artifacts(context, modes, formats, opset)
+        artifacts, tflm_error = [], None
+        if "tflite" in options.formats:
+            artifacts += _tflite_artifacts(context)
+        if "tflm" in options.formats:
+            try:
+                artifacts.append(_tflm_artifact(context, artifacts))
+            except ConversionError as error:  # the model is fine for LiteRT/ONNX, not for TFLM: make the rest
+                tflm_error = error
+                context.report("tflm", "no TensorFlow Lite Micro sources for this model (the reason follows); "
+                                       "making the other artifacts", level="warning")
+        if "onnx" in options.formats or "ort" in options.formats:
+            artifacts += _onnx_artifacts(context)
         manifest = manifest_dict(source, artifacts, calibration_info, _copy_labels(source_path, staging))
-        write_json(staging / "manifest.json", manifest)
+        write_json(staging / MANIFEST_FILE, manifest)
+        if tflm_error is not None:
+            raise IncompleteConversion(str(tflm_error), manifest)
         return manifest
     finally:
         source.cleanup()
@@ -168,16 +169,22 @@ def build_artifacts(
 class _Context:
     """What every artifact's conversion and validation needs."""
 
-    def __init__(self, source, staging, validation_set, reference, gates, calibration_set, say, synthetic):
+    def __init__(self, source, staging, validation_set, reference, options: ConvertOptions, calibration_set,
+                 progress: ProgressCallback, synthetic: bool):
         self.source, self.staging, self.validation_set = source, staging, validation_set
-        self.reference, self.gates, self.calibration_set = reference, gates, calibration_set
-        self.say, self.synthetic = say, synthetic
+        self.reference, self.options, self.calibration_set = reference, options, calibration_set
+        self.progress, self.synthetic = progress, synthetic
+        self.gates = options.gates()
 
-    def entry(self, path: Path, fmt: str, mode: str, extra=None) -> dict:
+    def report(self, stage: str, message: str, **counts_and_level) -> None:
+        report(self.progress, stage, message, **counts_and_level)
+
+    def entry(self, path: Path, target: str, mode: Mode, extra=None) -> dict:
         """Validate the artifact at `path` against the original and describe it for the manifest."""
         from edgeml_converters.validation import not_runnable, validate
 
-        self.say(f"validating {path.name}")
+        fmt = TARGETS[target].format
+        self.report("validate", f"validating {path.name}")
         if extra and extra.get("flex_ops"):
             # The slim runtime cannot run Flex ops (and TF's own interpreter no longer links the Flex
             # delegate), so this artifact cannot be checked here: say so instead of guessing.
@@ -188,89 +195,132 @@ class _Context:
         return artifact_entry(self.staging, path, fmt, mode, _runtime_model(path), result, extra)
 
 
-def _data_sets(source, modes, calibration, calibration_samples: int, validate_data):
+def _data_sets(source, options: ConvertOptions):
     """(calibration set or None, validation set, manifest `calibration` entry or None)."""
-    needs_calibration = any(mode in MODES_NEEDING_CALIBRATION for mode in modes)
+    calibration, samples = options.calibration, options.calibration_samples
     calibration_set = held_back = None
     if isinstance(calibration, str) and calibration == "synthetic":
-        calibration_set = data_sets.synthetic(source.inputs, calibration_samples)
+        calibration_set = data_sets.synthetic(source.inputs, samples)
     elif calibration is not None:
         data = data_sets.load_data(calibration, source.inputs, purpose="calibration")
-        calibration_set, held_back = data_sets.split_for_validation(data, calibration_samples)
-    if validate_data is not None:
-        validation_set = data_sets.load_data(validate_data, source.inputs, purpose="validation", limit=1000)
+        calibration_set, held_back = data_sets.split_for_validation(data, samples)
+    if options.validate_data is not None:
+        validation_set = data_sets.load_data(options.validate_data, source.inputs, purpose="validation", limit=1000)
     elif held_back is not None:
         validation_set = held_back
     else:
         validation_set = data_sets.synthetic(source.inputs, seed=1)  # different samples than synthetic calibration
-    if not needs_calibration:
+    if not options.needs_calibration:
         return None, validation_set, None
     return calibration_set, validation_set, {"source": calibration_set.source, "samples": calibration_set.samples}
 
 
-def _tflite_artifacts(context: _Context, modes, float_io: bool, allow_flex: bool) -> List[dict]:
+def _tflite_artifacts(context: _Context) -> List[dict]:
     from edgeml_converters.tflite_export import export_tflite
 
+    options = context.options
     entries = []
-    for mode in modes:
+    for mode in options.modes:
         path = context.staging / artifact_name("tflite", mode)
-        context.say(f"converting to TFLite {mode}")
+        context.report("export", f"converting to TFLite {mode}")
         flex_ops = export_tflite(
             context.source.saved_model_dir, context.source.signature_key, mode, path,
-            calibration=context.calibration_set, float_io=float_io, allow_flex=allow_flex, progress=context.say,
+            calibration=context.calibration_set, float_io=options.float_io, allow_flex=options.allow_flex,
+            progress=context.progress,
         )
         if flex_ops:
-            context.say(f"warning: {path.name} needs Flex ops {', '.join(flex_ops)}; LiteRT and "
-                        "tflite-runtime on a device cannot run it (it needs TensorFlow's Flex delegate)")
+            context.report("export", f"{path.name} needs Flex ops {', '.join(flex_ops)}; LiteRT and tflite-runtime "
+                           "on a device cannot run it (it needs TensorFlow's Flex delegate)", level="warning")
         entries.append(context.entry(path, "tflite", mode, {"flex_ops": flex_ops} if flex_ops else None))
     return entries
 
 
-def _onnx_artifacts(context: _Context, modes, formats, opset) -> List[dict]:
+def _tflm_artifact(context: _Context, tflite_entries: List[dict]) -> dict:
+    """TensorFlow Lite Micro sources around the int8 .tflite, checked like it: the TFLM interpreter, in the arena
+    the sources declare, runs the validation data and is judged against the original by the int8 gate; TFLM and
+    LiteRT must also agree within `tflm.QUANTA_TOLERANCE` quanta on those inputs."""
+    from edgeml_converters.tflm import TflmInterpreter, export_tflm
+
+    tflite = context.staging / next(e["path"] for e in tflite_entries if e["quantization"] == Mode.INT8)
+    data = context.validation_set
+    context.report("export", f"writing TensorFlow Lite Micro sources for {tflite.name}")
+    artifact = export_tflm(tflite, output_dir=context.staging, samples=data.arrays, samples_source=data.source,
+                           progress=context.progress)
+    context.report("validate", f"validating {artifact['path']} (the TFLM interpreter, "
+                               f"{artifact['arena_bytes']}-byte arena)")
+    interpreter = TflmInterpreter(tflite.read_bytes(), artifact["arena_bytes"])
+    outputs = run_batches(interpreter.run, interpreter.inputs[0].shape[0], data)
+    against_original = check_outputs(context.reference, outputs, data, context.gates[Mode.INT8],
+                                     synthetic=context.synthetic, runner=artifact["validation"]["runner"])
+    return _tflm_entry(context.staging, artifact, against_original)
+
+
+def _tflm_entry(staging: Path, artifact: dict, against_original: dict) -> dict:
+    """The manifest entry: `bytes` and `sha256` describe `path` (the .cc) like every artifact's, `model_bytes` the
+    embedded flatbuffer (what takes flash); `validation` holds the comparison with the original and, beside
+    it, TFLM against LiteRT in quanta."""
+    against_litert = artifact["validation"]
+    validation = {
+        **against_original,
+        **{key: against_litert[key] for key in ("max_quanta_diff", "mean_quanta_diff", "exact_fraction",
+                                                "litert_max_abs_diff", "tolerance_quanta", "litert")},
+        "passed": bool(against_original["passed"] and against_litert["passed"]),
+        "gate": f"{against_original['gate']}, TFLM vs LiteRT <= {against_litert['tolerance_quanta']} quanta",
+    }
+    source_file = staging / artifact["path"]
+    entry = {}
+    for key, value in artifact.items():
+        entry[key] = value
+        if key == "model":
+            entry["model_bytes"] = artifact["bytes"]
+    entry.update(bytes=source_file.stat().st_size, sha256=file_sha256(source_file), validation=validation)
+    return entry
+
+
+def _onnx_artifacts(context: _Context) -> List[dict]:
     from edgeml_converters import onnx_export, onnx_quantize
 
+    options, formats = context.options, context.options.formats
     entries = []
     with tempfile.TemporaryDirectory(prefix="edgeml-onnx-") as scratch:
-        base = Path(scratch) / "model.fp32.onnx"
-        context.say("converting to ONNX (tf2onnx)")
+        base = Path(scratch) / artifact_name("onnx", Mode.FP32)
+        context.report("export", "converting to ONNX (tf2onnx)")
         used_opset = onnx_export.export_onnx(context.source.saved_model_dir, context.source.signature_key, base,
-                                             opset=opset, frozen_graph=context.source.frozen_graph)
-        for mode in modes:
-            if mode not in ONNX_MODES:
-                context.say(f"note: {mode} is TFLite-only (ONNX Runtime has no int16-activation kernels); "
-                            "no ONNX file for it")
+                                             opset=options.opset, frozen_graph=context.source.frozen_graph)
+        for mode in options.modes:
+            if not mode.in_onnx:
+                context.report("export", f"{mode} is TFLite-only (ONNX Runtime has no int16-activation kernels); "
+                               "no ONNX file for it", level="note")
                 continue
             onnx_path = (context.staging if "onnx" in formats else Path(scratch)) / artifact_name("onnx", mode)
-            context.say(f"making ONNX {mode}")
-            if mode == "fp32":
+            context.report("quantize", f"making ONNX {mode}")
+            if mode is Mode.FP32:
                 shutil.copyfile(base, onnx_path)
-            elif mode == "fp16":
+            elif mode is Mode.FP16:
                 onnx_export.to_fp16(base, onnx_path)
-            elif mode == "dynamic":
+            elif mode is Mode.DYNAMIC:
                 onnx_quantize.quantize_dynamic_int8(base, onnx_path)
             else:
-                for note in onnx_quantize.quantize_static_int8(base, onnx_path, context.calibration_set,
-                                                               progress=context.say):
-                    context.say(note)
+                onnx_quantize.quantize_static_int8(base, onnx_path, context.calibration_set, progress=context.progress)
             extra = {"opset": used_opset}
             if "onnx" in formats:
                 entries.append(context.entry(onnx_path, "onnx", mode, extra))
             if "ort" in formats:
                 ort_path = context.staging / artifact_name("ort", mode)
-                context.say(f"making {ort_path.name} (ONNX Runtime Mobile)")
+                context.report("export", f"making {ort_path.name} (ONNX Runtime Mobile)")
                 onnx_export.to_ort(onnx_path, ort_path)
-                entries.append(context.entry(ort_path, "onnx", mode, extra))
+                entries.append(context.entry(ort_path, "ort", mode, extra))
     return entries
 
 
 def _copy_labels(source_path: Path, staging: Path) -> Optional[dict]:
     """`labels.json` from `edgeml train` travels with the artifacts (the on-device Predictor reads it)."""
     folder = source_path if source_path.is_dir() else source_path.parent
-    labels = folder / "labels.json"
+    labels = folder / LABELS_FILE
     if not labels.is_file():
         return None
-    shutil.copyfile(labels, staging / "labels.json")
-    return {"labels": "labels.json"}
+    shutil.copyfile(labels, staging / LABELS_FILE)
+    return {"labels": LABELS_FILE}
 
 
 def _runtime_model(path: Path):

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List, Optional
+
+from edgeml_runtime.progress import ProgressCallback, report
 
 from edgeml_converters.calibration import Dataset
 from edgeml_converters.errors import ConversionError, FlexOpsRequired
+from edgeml_converters.modes import Mode
 from edgeml_converters.tensorflow_env import import_tensorflow
 
 __all__ = ["export_tflite"]
@@ -20,15 +23,17 @@ __all__ = ["export_tflite"]
 def export_tflite(
     saved_model_dir: Path,
     signature_key: str,
-    mode: str,
+    mode: Mode,
     destination: Path,
     *,
     calibration: Optional[Dataset] = None,
     float_io: bool = False,
     allow_flex: bool = False,
-    progress: Optional[Callable[[str], None]] = None,
+    progress: ProgressCallback = None,
 ) -> List[str]:
-    """Write `destination`; return the Flex ops the model uses (always empty unless allow_flex)."""
+    """Write `destination`; return the Flex ops the model uses (always empty unless allow_flex).
+    Calibration reports stage "calibrate" events counting samples (done/total)."""
+    mode = Mode(mode)
     tf = import_tensorflow()
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[signature_key])
     builtins = _configure(converter, tf, mode, calibration, float_io, progress)
@@ -43,18 +48,18 @@ def export_tflite(
 
 def _configure(converter, tf, mode, calibration, float_io, progress):
     """Set the converter up for `mode`; returns the builtin op set to allow."""
-    if mode == "fp32":
+    if mode is Mode.FP32:
         return tf.lite.OpsSet.TFLITE_BUILTINS
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode == "fp16":
+    if mode is Mode.FP16:
         converter.target_spec.supported_types = [tf.float16]
         return tf.lite.OpsSet.TFLITE_BUILTINS
-    if mode == "dynamic":  # int8 weights, float activations: no calibration data needed
+    if mode is Mode.DYNAMIC:  # int8 weights, float activations: no calibration data needed
         return tf.lite.OpsSet.TFLITE_BUILTINS
     if calibration is None:
         raise ConversionError(f"TFLite {mode} needs calibration data")
     converter.representative_dataset = _representative(calibration, f"calibrating TFLite {mode}", progress)
-    if mode == "int8":
+    if mode is Mode.INT8:
         io_type, builtins = tf.int8, tf.lite.OpsSet.TFLITE_BUILTINS_INT8
     else:  # int16x8: int16 activations, int8 weights (more accurate than int8 for wide-range activations)
         io_type, builtins = tf.int16, tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
@@ -64,12 +69,12 @@ def _configure(converter, tf, mode, calibration, float_io, progress):
     return builtins
 
 
-def _representative(calibration: Dataset, label: str, progress):
+def _representative(calibration: Dataset, label: str, progress: ProgressCallback):
     def generate():
         total = calibration.samples
         for index, sample in enumerate(calibration.one_by_one(), start=1):
-            if progress and (index == total or index % 25 == 0):
-                progress(f"{label}: {index}/{total} samples")
+            if index == total or index % 25 == 0:
+                report(progress, "calibrate", label, done=index, total=total)
             yield sample  # a dict by input name: matched to the signature's inputs by name, not order
 
     return generate

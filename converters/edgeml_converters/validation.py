@@ -12,9 +12,10 @@ from typing import Dict, Optional
 import numpy as np
 
 from edgeml_converters.calibration import Dataset
+from edgeml_converters.modes import Mode
 
 __all__ = [
-    "DEFAULT_GATES", "Gate", "compare_outputs", "gates_with_overrides",
+    "DEFAULT_GATES", "Gate", "check_outputs", "compare_outputs", "gates_with_overrides",
     "not_runnable", "run_artifact", "run_batches", "validate",
 ]
 
@@ -45,20 +46,20 @@ class Gate:
 # fp16 keeps ~3 significant digits (cosine ~0.99999 in practice); dynamic-range int8 quantizes weights
 # only; full int8 also quantizes activations, where 1-3% of top-1 flips on held-out data are typical.
 # int16x8 keeps 16-bit activations, so it is held to the dynamic-range bar.
-DEFAULT_GATES = {
-    "fp32": Gate(max_relative_diff=1e-4),
-    "fp16": Gate(min_cosine=0.999, min_agreement=0.99),
-    "dynamic": Gate(min_cosine=0.99, min_agreement=0.97),
-    "int8": Gate(min_cosine=0.98, min_agreement=0.95),
-    "int16x8": Gate(min_cosine=0.99, min_agreement=0.97),
+DEFAULT_GATES: Dict[Mode, Gate] = {
+    Mode.FP32: Gate(max_relative_diff=1e-4),
+    Mode.FP16: Gate(min_cosine=0.999, min_agreement=0.99),
+    Mode.DYNAMIC: Gate(min_cosine=0.99, min_agreement=0.97),
+    Mode.INT8: Gate(min_cosine=0.98, min_agreement=0.95),
+    Mode.INT16X8: Gate(min_cosine=0.99, min_agreement=0.97),
 }
 
 
-def gates_with_overrides(fp32_tolerance=None, min_cosine=None, min_agreement=None) -> Dict[str, Gate]:
+def gates_with_overrides(fp32_tolerance=None, min_cosine=None, min_agreement=None) -> Dict[Mode, Gate]:
     """The default gates, with the user's thresholds (--fp32-tolerance, --min-cosine, --min-agreement)."""
     gates = {}
     for mode, gate in DEFAULT_GATES.items():
-        if mode == "fp32":
+        if mode is Mode.FP32:
             gates[mode] = Gate(max_relative_diff=gate.max_relative_diff if fp32_tolerance is None else fp32_tolerance)
         else:
             gates[mode] = Gate(
@@ -72,6 +73,13 @@ def validate(path: Path, reference: Dict[str, np.ndarray], data: Dataset, gate: 
              synthetic: bool) -> dict:
     """The manifest's `validation` entry for the artifact at `path`."""
     outputs, runner = run_artifact(path, data)
+    return check_outputs(reference, outputs, data, gate, synthetic=synthetic, runner=runner)
+
+
+def check_outputs(reference: Dict[str, np.ndarray], outputs: Dict[str, np.ndarray], data: Dataset, gate: Gate, *,
+                  synthetic: bool, runner: str) -> dict:
+    """The manifest's `validation` entry for the `outputs` an artifact gave on `data`, however it was run
+    (`runner` says how): compared with the original's `reference` outputs and judged by `gate`."""
     metrics = compare_outputs(reference, outputs)
     # Random inputs sit near decision boundaries, where a tiny change flips the top class, so on
     # synthetic data top-1 agreement is reported but does not gate.

@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import click
-from edgeml_runtime import CheckFailed, EdgeMLError
+from edgeml_runtime import EdgeMLError
 
 from edgeml.artifacts import resolve_model_paths
-from edgeml.console import stderr_console, stdout_console
-
-BACKENDS_BY_SUFFIX = {".tflite": ("litert", "tflite_runtime"), ".onnx": ("onnxruntime",), ".ort": ("onnxruntime",)}
+from edgeml.console import ProgressDisplay, format_ms, format_size, stdout_console
 
 
 def parse_int_list(_ctx, _param, value: Optional[str]) -> Optional[List[int]]:
@@ -51,40 +49,52 @@ def parse_percent(_ctx, _param, value: Optional[str]) -> Optional[float]:
 def bench(models, threads, runs, warmup, min_seconds, backends, input_file, baseline, max_regression, as_json):
     """Benchmark MODELS (files, manifest.json or conversion directories) side by side."""
     from edgeml_runtime import benchmark
+    from edgeml_runtime.progress import report
+    from edgeml_runtime.regression import check_regressions, compare_to_baseline, load_baseline
 
     paths = [path for argument in models for path in resolve_model_paths(argument)]
     baseline_results = load_baseline(baseline) if baseline else None
     configurations = [
         (path, backend, thread_count)
         for path in paths
-        for backend in backends_for(path, backends)
+        for backend in backends_to_run(path, backends)
         for thread_count in (threads or [None])
     ]
     results = []
-    with stderr_console().status("benchmarking") as status:
-        for index, (path, backend, thread_count) in enumerate(configurations, 1):
-            label = f"{path.name} {backend or ''} threads={thread_count or 'all'}"
-            status.update(f"[{index}/{len(configurations)}] {label}")
+    with ProgressDisplay("benchmarking") as display:
+        for index, (path, backend, thread_count) in enumerate(configurations):
+            label = f"{path.name} {backend or 'default backend'} threads={thread_count or 'all'}"
+            report(display, "bench", f"benchmarking {label}", done=index, total=len(configurations))
             result = benchmark(path, backend=backend, threads=thread_count, runs=runs, warmup=warmup,
-                               min_seconds=min_seconds, inputs=input_file)
-            results.append(result.to_dict())
+                               min_seconds=min_seconds, inputs=input_file).to_dict()
+            results.append(result)
+            report(display, "bench", f"{path.name} {result['backend']} threads={result['threads']}: "
+                                     f"p50 {format_ms(result['latency_ms']['p50'])}")
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:
         stdout_console().print(results_table(results))
     if baseline_results is not None:
-        check_regressions(results, baseline_results, max_regression)
+        rows = compare_to_baseline(results, baseline_results, max_regression)
+        for row in rows:  # the gate's verdict is a log next to the results: stderr, so --json stays clean
+            click.echo(f"{row.model} {row.backend} threads={row.threads}: p50 {format_ms(row.baseline_p50_ms)} -> "
+                       f"{format_ms(row.p50_ms)} ({row.change:+.1%}) {'REGRESSION' if row.regressed else 'ok'}",
+                       err=True)
+        check_regressions(rows, max_regression)
 
 
-def backends_for(path: Path, requested: Optional[str]) -> List[Optional[str]]:
+def backends_to_run(path: Path, requested: Optional[str]) -> List[Optional[str]]:
     """The requested backends that can run this file; [None] (the default backend) when none is asked for."""
+    from edgeml_runtime.formats import backends_for, format_of_path
+
     if not requested:
         return [None]
     names = [name.strip() for name in requested.split(",") if name.strip()]
-    usable = [name for name in names if name in BACKENDS_BY_SUFFIX.get(path.suffix, ())]
+    fmt = format_of_path(path)
+    runs_it = backends_for(fmt) if fmt else ()
+    usable = [name for name in names if name in runs_it]
     if not usable:
-        raise EdgeMLError(f"none of the backends {names} runs {path.name}; "
-                          f"use one of {', '.join(BACKENDS_BY_SUFFIX.get(path.suffix, ()))}")
+        raise EdgeMLError(f"none of the backends {names} runs {path.name}; use one of {', '.join(runs_it)}")
     return usable
 
 
@@ -107,55 +117,8 @@ def results_table(results: List[dict]):
         table.add_row(
             Path(result["model"]).name, result["format"], result["quantization"] or "float",
             f"{result['backend']} {result['backend_version']}", str(result["threads"]),
-            human_bytes(result["model_bytes"]), f"{result['init_ms']:.1f}", f"{result['first_ms']:.2f}",
+            format_size(result["model_bytes"]), f"{result['init_ms']:.1f}", f"{result['first_ms']:.2f}",
             p50, f"{latency['p90']:.3f}", f"{latency['p99']:.3f}", f"{result['throughput_ips']:.0f}",
             f"{result['peak_rss_mb']:.0f}",
         )
     return table
-
-
-def human_bytes(size: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024.0
-    return f"{size} B"
-
-
-def load_baseline(path: str) -> List[dict]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise EdgeMLError(f"baseline file not found: {path}") from None
-    except json.JSONDecodeError as error:
-        raise EdgeMLError(f"baseline {path} is not JSON ({error}); create it with edgeml bench --json") from None
-    results = data if isinstance(data, list) else [data]
-    if not all(isinstance(r, dict) and r.get("schema") == "edgeml.bench/1" for r in results):
-        raise EdgeMLError(f"baseline {path} is not edgeml.bench/1 output; create it with edgeml bench --json")
-    return results
-
-
-def comparison_key(result: dict) -> tuple:
-    return Path(result["model"]).name, result["format"], result["backend"], result["threads"]
-
-
-def check_regressions(results: List[dict], baseline: List[dict], max_regression: float) -> None:
-    """Exit 1 (CheckFailed) when any p50 is slower than the baseline by more than max_regression."""
-    old = {comparison_key(result): result for result in baseline}
-    matched, failures = 0, []
-    for result in results:
-        before = old.get(comparison_key(result))
-        if before is None:
-            continue
-        matched += 1
-        change = result["latency_ms"]["p50"] / before["latency_ms"]["p50"] - 1.0
-        verdict = "REGRESSION" if change > max_regression else "ok"
-        stderr_console().print(f"{Path(result['model']).name} {result['backend']} threads={result['threads']}: "
-                               f"p50 {before['latency_ms']['p50']:.3f} -> {result['latency_ms']['p50']:.3f} ms "
-                               f"({change:+.1%}) {verdict}")
-        if change > max_regression:
-            failures.append(f"{Path(result['model']).name} ({change:+.1%})")
-    if matched == 0:
-        raise EdgeMLError("no result matches the baseline (same model name, format, backend and threads)")
-    if failures:
-        raise CheckFailed(f"p50 slower than the baseline by more than {max_regression:.0%}: {', '.join(failures)}")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from edgeml.console import format_size
+
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
@@ -29,9 +31,9 @@ def bundle(model, device, output, name, version, python, no_wheels, profile_dirs
     `created`; by default it is the model file's modification time).
     """
     from edgeml.device.bundle import build_bundle
-    from edgeml.device.profiles import get_profile
+    from edgeml.device.profiles import get_profile, require_linux
 
-    profile = get_profile(device, profile_dirs)
+    profile = require_linux(get_profile(device, profile_dirs), "a bundle")  # MCUs take `convert --to tflm` sources
     click.echo(f"bundling {model} for {profile.name} (Python {python or profile.python})"
                + ("" if no_wheels else ", fetching wheels"), err=True)
     result = build_bundle(model, profile, output, name=name, version=version, python=python, wheels=not no_wheels)
@@ -41,9 +43,9 @@ def bundle(model, device, output, name, version, python, no_wheels, profile_dirs
         click.echo(json.dumps({"path": str(result.path), "sha256": result.sha256, "manifest": result.manifest},
                               indent=2))
         return
-    size = result.path.stat().st_size / 1e6
     wheels = [f["path"] for f in result.manifest["files"] if f["path"].startswith("wheels/")]
-    click.echo(f"{result.path}  {size:.1f} MB  {result.name} {result.version}  sha256 {result.sha256}")
+    size = format_size(result.path.stat().st_size)
+    click.echo(f"{result.path}  {size}  {result.name} {result.version}  sha256 {result.sha256}")
     click.echo(f"  models: {', '.join(m['path'] for m in result.manifest['models'])}")
     click.echo(f"  wheels: {len(wheels)} ({'offline' if result.manifest['offline'] else 'runtime only'})")
     click.echo(f"deploy:   edgeml deploy {result.path} --host USER@HOST")

@@ -1,14 +1,26 @@
-"""`edgeml convert`: Keras/TF model -> TFLite and ONNX artifacts, checked against the original."""
+"""`edgeml convert`: Keras/TF model -> TFLite and ONNX artifacts (and TFLM sources), checked against the
+original."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
+from edgeml_runtime import EdgeMLError
+from edgeml_runtime.formats import SOURCE_TARGETS, TARGETS
 
-from edgeml.console import stderr_console, stdout_console
+from edgeml.console import ProgressDisplay, format_size, stdout_console
 
-MODE_CHOICES = ("fp32", "fp16", "dynamic", "int8", "int16x8")
+try:  # the modes' vocabulary belongs to the converters (`pip install 'edgeml[converters]'`)
+    from edgeml_converters.modes import Mode
+except ModuleNotFoundError as missing:
+    if (missing.name or "").partition(".")[0] != "edgeml_converters":
+        raise
+    Mode = None
+
+INSTALL_HINT = "pip install 'edgeml[converters]'"
+MODE_NAMES = ", ".join(mode.value for mode in Mode) if Mode else f"(needs {INSTALL_HINT})"
 
 
 def _split(values) -> list:
@@ -20,9 +32,11 @@ def _split(values) -> list:
 @click.option("-o", "--output", "output_dir", type=click.Path(path_type=str),
               help="Output directory (default: <stem>-edgeml/ next to the model).")
 @click.option("--to", "formats", default="tflite,onnx", show_default=True,
-              help="Formats, comma-separated: tflite, onnx, ort (ONNX Runtime Mobile).")
+              help=f"Formats, comma-separated: {', '.join([*TARGETS, *SOURCE_TARGETS])} (ort: ONNX Runtime Mobile; "
+                   "tflm: TensorFlow Lite Micro C++ sources for microcontrollers, needs --int8 and makes the int8 "
+                   ".tflite too).")
 @click.option("--quantize", "quantize", multiple=True, metavar="MODE",
-              help=f"Quantization mode(s), repeatable or comma-separated: {', '.join(MODE_CHOICES)}. "
+              help=f"Quantization mode(s), repeatable or comma-separated: {MODE_NAMES}. "
                    "fp32 is always made too, as the baseline.")
 @click.option("--int8", "int8", is_flag=True, help="Short for --quantize int8 (full integer, int8 I/O).")
 @click.option("--fp16", "fp16", is_flag=True, help="Short for --quantize fp16.")
@@ -49,26 +63,24 @@ def convert(source, output_dir, formats, quantize, int8, fp16, dynamic, calibrat
             as_json):
     """Convert SOURCE (.keras, .h5 or a SavedModel directory) to TFLite and ONNX, and check each
     artifact against the original. Exit 1 when an artifact misses its validation gate (files and
-    manifest are kept), 2 on bad input."""
-    from edgeml_converters import GatesFailed
+    manifest are kept), 2 on bad input. With --to tflm, a model TensorFlow Lite Micro cannot run
+    (an operator it lacks) exits 2 naming it, after writing the other artifacts."""
+    if Mode is None:
+        raise EdgeMLError(f"edgeml convert needs the converters (TensorFlow, tf2onnx): {INSTALL_HINT}")
+    from edgeml_converters import ConvertOptions, GatesFailed
     from edgeml_converters import convert as convert_model
 
-    modes = ["fp32", *_split(quantize)]
-    modes += [name for name, flag in (("int8", int8), ("fp16", fp16), ("dynamic", dynamic)) if flag]
-    errors = stderr_console()
-    with errors.status("converting...") as status:
-        def progress(message: str) -> None:
-            if message.startswith(("warning", "note", "using", "loaded with")):
-                errors.print(message, markup=False, highlight=False)
-            status.update(message)
-
+    modes = [Mode.FP32, *_split(quantize)]
+    modes += [mode for mode, flag in ((Mode.INT8, int8), (Mode.FP16, fp16), (Mode.DYNAMIC, dynamic)) if flag]
+    options = ConvertOptions(
+        formats=_split([formats]), modes=modes, calibration=calibration, calibration_samples=calibration_samples,
+        validate_data=validate_data, float_io=float_io, opset=opset, allow_flex=allow_flex, unsafe=unsafe,
+        fp32_tolerance=fp32_tolerance, min_cosine=min_cosine, min_agreement=min_agreement,
+    )
+    # On a terminal a live status line; piped or logged, one line per step (stderr: --json stays clean).
+    with ProgressDisplay(f"converting {Path(source).name}") as display:
         try:
-            manifest = convert_model(
-                source, output_dir, formats=_split([formats]), modes=modes, calibration=calibration,
-                calibration_samples=calibration_samples, validate_data=validate_data, float_io=float_io,
-                opset=opset, allow_flex=allow_flex, unsafe=unsafe, progress=progress,
-                fp32_tolerance=fp32_tolerance, min_cosine=min_cosine, min_agreement=min_agreement,
-            )
+            manifest = convert_model(source, output_dir, options, progress=display)
             failure = None
         except GatesFailed as error:
             manifest, failure = error.manifest, error
@@ -81,19 +93,25 @@ def convert(source, output_dir, formats, quantize, int8, fp16, dynamic, calibrat
 
 
 def summary_table(manifest: dict):
-    """One row per artifact: size and size ratio vs the fp32 file of the same format, and validation."""
+    """One row per artifact: size and size ratio vs the fp32 file of the same format, and validation. TFLM
+    sources show the embedded model's size (what takes flash) and, in their own column, the tensor arena."""
     from rich.table import Table
 
     fp32_bytes = {
         entry["path"].rsplit(".", 1)[-1]: entry["bytes"]
-        for entry in manifest["artifacts"] if entry["quantization"] == "fp32"
+        for entry in manifest["artifacts"] if entry["quantization"] == Mode.FP32
     }
+    arenas = any("arena_bytes" in entry for entry in manifest["artifacts"])
     table = Table(title=f"edgeml convert: {manifest['source']['path']}")
-    for column in ("file", "format", "mode", "size", "vs fp32", "top-1", "cosine", "max diff", "check"):
+    columns = ("file", "format", "mode", "size", "vs fp32", *(("arena",) if arenas else ()), "top-1", "cosine",
+               "max diff", "check")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("file", "format", "mode", "check") else "right")
     for entry in manifest["artifacts"]:
         check = entry["validation"]
-        baseline = fp32_bytes.get(entry["path"].rsplit(".", 1)[-1])
+        baseline = fp32_bytes.get(entry.get("model", entry["path"]).rsplit(".", 1)[-1])
+        size = entry.get("model_bytes", entry["bytes"])  # TFLM: the model in the sources, not the C++ text
+        arena = [format_size(entry["arena_bytes"]) if "arena_bytes" in entry else "-"] if arenas else []
         agreement, cosine, diff = check["top1_agreement"], check["cosine"], check["max_abs_diff"]
         if check["passed"]:
             verdict = "[green]ok[/green]"
@@ -101,9 +119,11 @@ def summary_table(manifest: dict):
             verdict = f"[yellow]not run[/yellow] ({check['error']})"
         else:
             verdict = f"[red]FAILED[/red] (needs {check.get('gate', '')})"
+        if check.get("max_quanta_diff") is not None:  # TFLM: how far its integer outputs are from LiteRT's
+            verdict += f", {check['max_quanta_diff']} quanta vs LiteRT"
         table.add_row(
-            entry["path"], entry["format"], entry["quantization"], _size(entry["bytes"]),
-            f"{entry['bytes'] / baseline:.2f}x" if baseline else "-",
+            entry["path"], entry["format"], entry["quantization"], format_size(size),
+            f"{size / baseline:.2f}x" if baseline else "-", *arena,
             _agreement(agreement, check.get("decisive_top1_agreement")),
             "-" if cosine is None else f"{cosine:.5f}", "-" if diff is None else f"{diff:.3g}", verdict,
         )
@@ -117,11 +137,3 @@ def _agreement(raw, decisive) -> str:
     if decisive is None or abs(decisive - raw) < 5e-4:
         return f"{raw:.1%}"
     return f"{raw:.1%} (decisive {decisive:.1%})"
-
-
-def _size(count: int) -> str:
-    for unit in ("B", "KB", "MB"):
-        if count < 1024 or unit == "MB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return str(count)

@@ -4,12 +4,11 @@ or roll back, show status, and benchmark on the devices."""
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import click
 
-from edgeml.console import stdout_console
+from edgeml.console import ProgressDisplay, format_ms, stdout_console
 
 
 @click.command()
@@ -39,8 +38,7 @@ def deploy(bundle, hosts, identity, ssh_config, ssh_options, remote_dir, remote_
     """
     from edgeml_runtime.errors import CheckFailed
 
-    from edgeml.device.bundle import read_bundle_manifest, sha256_file
-    from edgeml.device.deploy import HostResult, deploy_bundle, device_command, run_on_hosts
+    from edgeml.device.deploy import deploy_to_hosts
     from edgeml.device.ssh import SshOptions
 
     modes = [flag for flag, on in (("BUNDLE", bundle), ("--rollback", rollback), ("--status", status)) if on]
@@ -48,29 +46,13 @@ def deploy(bundle, hosts, identity, ssh_config, ssh_options, remote_dir, remote_
         raise click.UsageError(f"give only one of {', '.join(modes)}")
     if not modes and not bench:
         raise click.UsageError("give a BUNDLE to deploy, or --rollback, --status or --bench")
-    if bundle:
-        manifest, _ = read_bundle_manifest(bundle)
-        digest = sha256_file(bundle)
     options = SshOptions(identity=identity, config=ssh_config, options=tuple(ssh_options))
-    progress = _progress_printer()
     bench_args = [*(["--runs", str(runs)] if runs else []), *(["--threads", str(threads)] if threads else [])]
-
-    def work(ssh) -> HostResult:
-        if bundle:
-            result = deploy_bundle(ssh, bundle, digest, manifest["version"], remote_dir, remote_python, progress)
-        elif rollback or status:
-            result = device_command(ssh, "rollback" if rollback else "status", remote_dir, remote_python, progress)
-        else:
-            result = HostResult(ssh.target.spec, True, action="bench")
-        if bench and result.ok:
-            measured = device_command(ssh, "bench", remote_dir, remote_python, progress, bench_args)
-            result.bench = measured.bench
-            result.version = result.version or measured.version
-            if not measured.ok:
-                result.ok, result.stage, result.error = False, measured.stage, measured.error
-        return result
-
-    results = run_on_hosts(list(hosts), work, options)
+    action = "rollback" if rollback else "status" if status else None
+    with ProgressDisplay("deploying" if bundle else action or "benchmarking") as display:
+        results = deploy_to_hosts(list(hosts), options, bundle=bundle, action=action, bench=bench,
+                                  bench_args=bench_args, remote_dir=remote_dir, python=remote_python,
+                                  progress=display)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=2))
     else:
@@ -81,16 +63,6 @@ def deploy(bundle, hosts, identity, ssh_config, ssh_options, remote_dir, remote_
     if failed:
         raise CheckFailed(f"{len(failed)} of {len(results)} host(s) failed: "
                           + "; ".join(f"{r.host}: {r.stage}: {r.error}" for r in failed))
-
-
-def _progress_printer():
-    lock = threading.Lock()
-
-    def progress(host: str, stage: str, message: str) -> None:
-        with lock:
-            click.echo(f"{host}: {stage}: {message}", err=True)
-
-    return progress
 
 
 def _print_results(results) -> None:
@@ -121,16 +93,16 @@ def _status_detail(result) -> str:
 def _print_bench(results) -> None:
     from rich.table import Table
 
-    table = Table(title="Benchmarks on the devices (latency in ms)")
+    table = Table(title="Benchmarks on the devices")
     for column in ("host", "model", "backend", "threads", "p50", "p90", "p99", "init", "peak RSS MB", "machine"):
         table.add_column(column, justify="left" if column in ("host", "model", "backend", "machine") else "right")
     for r in results:
         for row in r.bench:
             latency, machine = row.get("latency_ms", {}), row.get("machine", {})
             table.add_row(r.host, Path(str(row.get("model", ""))).name, str(row.get("backend", "")),
-                          str(row.get("threads", "")), _ms(latency.get("p50")), _ms(latency.get("p90")),
-                          _ms(latency.get("p99")), _ms(row.get("init_ms")), _ms(row.get("peak_rss_mb")),
-                          _machine_label(machine))
+                          str(row.get("threads", "")), format_ms(latency.get("p50")),
+                          format_ms(latency.get("p90")), format_ms(latency.get("p99")), format_ms(row.get("init_ms")),
+                          _megabytes(row.get("peak_rss_mb")), _machine_label(machine))
     if any(row.get("machine", {}).get("emulated") for r in results for row in r.bench):
         table.caption = "EMULATED: latency under an emulator is not the device's latency"
     stdout_console().print(table)
@@ -141,5 +113,5 @@ def _machine_label(machine: dict) -> str:
     return f"{label} [EMULATED {machine['emulated']}]" if machine.get("emulated") else label
 
 
-def _ms(value) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _megabytes(value) -> str:
+    return "-" if value is None else f"{value:.0f}"

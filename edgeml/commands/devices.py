@@ -24,7 +24,7 @@ def devices(ctx, profile_dirs, as_json):
         return
     from rich.table import Table
 
-    from edgeml.console import stdout_console
+    from edgeml.console import format_size, stdout_console
     from edgeml.device.profiles import load_profiles
 
     profiles = load_profiles(profile_dirs)
@@ -34,11 +34,30 @@ def devices(ctx, profile_dirs, as_json):
     table = Table(title="Device profiles")
     for column in ("name", "arch", "cores", "RAM", "Python", "backends", "description"):
         table.add_column(column, no_wrap=column != "description")
-    for profile in profiles.values():
-        table.add_row(profile.name, profile.arch, str(profile.cores), f"{profile.ram_mb} MB", profile.python,
-                      ", ".join(profile.backends), profile.description)
+    for profile in (p for p in profiles.values() if not p.is_mcu):
+        table.add_row(profile.name, profile.arch, str(profile.cores), format_size(profile.ram_mb * 1024 * 1024),
+                      profile.python, ", ".join(profile.backends), profile.description)
     stdout_console().print(table)
+    microcontrollers = [p for p in profiles.values() if p.is_mcu]
+    if microcontrollers:
+        stdout_console().print(mcu_table(microcontrollers))
     click.echo("details: edgeml devices show NAME; your own profiles: ~/.config/edgeml/devices/*.toml")
+
+
+def mcu_table(profiles):
+    """Microcontroller profiles (TFLM targets): core, clock, RAM and flash instead of Python and backends."""
+    from rich.table import Table
+
+    from edgeml.console import format_size
+
+    table = Table(title="Microcontrollers (TensorFlow Lite Micro: edgeml convert --to tflm)")
+    for column in ("name", "chip", "core", "clock", "RAM", "flash", "FPU", "DSP", "kernels"):
+        table.add_column(column, no_wrap=column not in ("chip", "core"))
+    for profile in profiles:
+        mcu = profile.mcu
+        table.add_row(profile.name, profile.cpu, mcu.core, f"{mcu.clock_mhz} MHz", format_size(mcu.ram_bytes),
+                      format_size(mcu.flash_bytes), mcu.fpu, "yes" if mcu.dsp else "no", mcu.kernels or "-")
+    return table
 
 
 @devices.command()

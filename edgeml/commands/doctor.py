@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
 import sys
@@ -17,17 +16,12 @@ TOOLS = {"ssh": "edgeml deploy", "scp": "edgeml deploy", "tar": "bundles on the 
 
 def check_backends() -> list:
     """Import each runtime backend for real (not just look it up): a broken install shows here."""
-    from edgeml_runtime.backends import litert
+    from edgeml_runtime.backends import backend_problem
+    from edgeml_runtime.formats import BACKENDS
 
     checks = []
-    for name, module in (("litert", "ai_edge_litert.interpreter"), ("tflite_runtime", "tflite_runtime.interpreter"),
-                         ("onnxruntime", "onnxruntime")):
-        reason = litert.unavailable_reason(name) if name != "onnxruntime" else None
-        if reason is None:
-            try:
-                importlib.import_module(module)
-            except Exception as error:  # noqa: BLE001 - any import failure is the finding itself
-                reason = f"import failed: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+    for name in BACKENDS:
+        reason = backend_problem(name, import_it=True)
         checks.append({"check": f"backend {name}", "ok": reason is None, "detail": reason or "works"})
     return checks
 
@@ -65,8 +59,10 @@ def doctor(as_json: bool):
         print_report(report)
     if not any(check["ok"] for check in checks if check["check"].startswith("backend")):
         from edgeml_runtime import CheckFailed
+        from edgeml_runtime.formats import FORMATS, install_hint
 
-        raise CheckFailed("no runtime backend works: pip install 'edgeml-runtime[litert]' or 'edgeml-runtime[onnx]'")
+        hints = " or ".join(install_hint(fmt) for fmt in FORMATS)
+        raise CheckFailed(f"no runtime backend works: {hints}")
 
 
 def print_report(report: dict) -> None:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from edgeml.console import stderr_console
+from edgeml.console import stdout_console
 from edgeml.trainer.data import BUILTIN_DATASETS
 
 
@@ -26,7 +26,7 @@ def explore(data, dataset, target, outdir, no_plots, as_json):
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    _print_summary(stderr_console(), summary)
+    _print_summary(stdout_console(), summary)  # a result: stdout (errors go to stderr)
 
 
 def _print_summary(console, summary) -> None:

@@ -7,7 +7,7 @@ import json
 import click
 
 from edgeml.commands._trainer_options import quiet_tensorflow
-from edgeml.console import stderr_console, stdout_console
+from edgeml.console import ProgressDisplay, format_ms, format_size, stdout_console
 
 
 @click.command()
@@ -23,9 +23,8 @@ def quickstart(outdir, epochs, seed, as_json):
     from edgeml.trainer.quickstart import QuickstartConfig
     from edgeml.trainer.quickstart import quickstart as run_quickstart
 
-    console = stderr_console()
-    result = run_quickstart(outdir, QuickstartConfig(epochs=epochs, seed=seed), console=console,
-                            say=_progress_printer(console))
+    with ProgressDisplay("quickstart") as display:
+        result = run_quickstart(outdir, QuickstartConfig(epochs=epochs, seed=seed), progress=display)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -45,31 +44,14 @@ def _print_table(console, result) -> None:
     for column in ("format", "mode", "size", "× fp32", "accuracy", "Δ accuracy", "p50"):
         table.add_column(column, justify="left" if column in ("format", "mode") else "right", no_wrap=True)
     keras = result.keras
-    table.add_row("keras", "fp32", _size(keras["bytes"]), "", f"{keras['accuracy']:.2%}", "",
-                  f"{keras['p50_ms']:.3f} ms")
+    table.add_row("keras", "fp32", format_size(keras["bytes"]), "", f"{keras['accuracy']:.2%}", "",
+                  format_ms(keras["p50_ms"]))
     for row in result.rows:
         ratio = "" if row.get("size_vs_fp32") is None else f"{row['size_vs_fp32']:.2f}"
         delta = f"{100 * row['delta_accuracy']:+.2f} pt" + ("" if row["validation_passed"] else " [red]gate![/]")
-        table.add_row(row["format"], row["quantization"], _size(row["bytes"]), ratio, f"{row['accuracy']:.2%}",
-                      delta, f"{row['p50_ms']:.3f} ms")
+        table.add_row(row["format"], row["quantization"], format_size(row["bytes"]), ratio,
+                      f"{row['accuracy']:.2%}", delta, format_ms(row["p50_ms"]))
     console.print(table)
     backends = sorted({f"{row['format']}: {row['backend']}" for row in result.rows})
     console.print(f"p50 = median single-sample latency ({', '.join(backends)}, keras: tensorflow)")
     console.print(f"outputs in {result.outdir}/ (model/, converted/, quickstart.json)")
-
-
-def _progress_printer(console):
-    """Print the converter's steps, but only the last of its per-sample calibration counters."""
-
-    def say(message: str) -> None:
-        if message.startswith("calibrating") and "/" in message:
-            done, total = message.rsplit(" ", 2)[-2].split("/")
-            if done != total:
-                return
-        console.print(f"[dim]{message}[/]")
-
-    return say
-
-
-def _size(size: int) -> str:
-    return f"{size / 1024:.1f} KiB"

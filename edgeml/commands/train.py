@@ -8,7 +8,7 @@ import os
 import click
 
 from edgeml.commands._trainer_options import quiet_tensorflow
-from edgeml.console import stderr_console
+from edgeml.console import ProgressDisplay, stdout_console
 from edgeml.trainer.data import BUILTIN_DATASETS
 from edgeml.trainer.models import ARCHITECTURES
 
@@ -46,33 +46,35 @@ def train(data, dataset, target, task, image_size, architecture, width, depth, e
           as_json):
     """Train a compact Keras model from DATA (CSV/Parquet, image folder, .npz) or --dataset."""
     quiet_tensorflow()
+    from edgeml_runtime.progress import report
+
     from edgeml.trainer import FitConfig, ModelConfig, load_data
     from edgeml.trainer import train as run_training
 
-    console = stderr_console()
-    loaded = load_data(data, dataset=dataset, target=target, task=task, image_size=image_size)
-    _describe(console, loaded)
-    result = run_training(
-        loaded, outdir,
-        model_config=ModelConfig(architecture=architecture, width=width, depth=depth, learning_rate=learning_rate),
-        fit_config=FitConfig(epochs=epochs, batch_size=batch_size, patience=patience, seed=seed),
-        search_trials=search_trials, save_h5=save_h5, make_plots=not no_plots,
-        calibration_samples=calibration_samples, console=console,
-    )
+    with ProgressDisplay("training") as display:
+        loaded = load_data(data, dataset=dataset, target=target, task=task, image_size=image_size)
+        report(display, "data", _describe(loaded), level="note")
+        for note in loaded.notes:
+            report(display, "data", f"  note: {note}", level="note")
+        result = run_training(
+            loaded, outdir,
+            model_config=ModelConfig(architecture=architecture, width=width, depth=depth, learning_rate=learning_rate),
+            fit_config=FitConfig(epochs=epochs, batch_size=batch_size, patience=patience, seed=seed),
+            search_trials=search_trials, save_h5=save_h5, make_plots=not no_plots,
+            calibration_samples=calibration_samples, progress=display,
+        )
+    if as_json:  # stdout: only the JSON (the search's trials are in it too)
+        click.echo(json.dumps(result.metrics, indent=2))
+        return
+    console = stdout_console()  # the results; progress and notes went to stderr
     if result.trials:
         _print_trials(console, result.trials)
-    if as_json:
-        click.echo(json.dumps(result.metrics, indent=2))
-    else:
-        _print_summary(console, result, outdir)
+    _print_summary(console, result, outdir)
 
 
-def _describe(console, data) -> None:
+def _describe(data) -> str:
     classes = f", {data.num_classes} classes" if data.classes else ""
-    console.print(f"data [bold]{data.source}[/]: {len(data.y)} examples, input {tuple(data.x.shape[1:])}, "
-                  f"{data.task}{classes}")
-    for note in data.notes:
-        console.print(f"  note: {note}")
+    return f"data {data.source}: {len(data.y)} examples, input {tuple(data.x.shape[1:])}, {data.task}{classes}"
 
 
 def _print_trials(console, trials) -> None:

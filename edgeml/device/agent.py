@@ -33,9 +33,14 @@ import tarfile
 import time
 from pathlib import Path, PurePosixPath
 
+# Copies of edgeml_runtime.formats' names (this script runs alone on the device; a test checks they match).
 BUNDLE_MANIFEST = "edgeml-bundle.json"
 SCHEMA = "edgeml.bundle/1"
 OK_MARKER = ".edgeml-ok"
+RELEASES_DIR = "releases"
+CURRENT_LINK = "current"
+PREVIOUS_LINK = "previous"
+STAGING_DIR = "staging"
 KEEP_RELEASES = 3  # besides current and previous, the newest installed releases kept for --rollback
 COMMIT_TIMEOUT_S = 600
 LOCK_TIMEOUT_S = 120
@@ -87,7 +92,7 @@ def stage(name: str, message: str) -> None:
     emit("stage", stage=name, message=message)
 
 
-def sha256_file(path: Path) -> str:  # a copy of edgeml_runtime._util's: this script runs alone on the device
+def sha256_file(path: Path) -> str:  # a copy of edgeml_runtime.files's: this script runs alone on the device
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -101,10 +106,10 @@ def sha256_file(path: Path) -> str:  # a copy of edgeml_runtime._util's: this sc
 class Layout:
     def __init__(self, root: str):
         self.root = Path(os.path.expanduser(root)).absolute()
-        self.releases = self.root / "releases"
-        self.current = self.root / "current"
-        self.previous = self.root / "previous"
-        self.staging = self.root / "staging"
+        self.releases = self.root / RELEASES_DIR
+        self.current = self.root / CURRENT_LINK
+        self.previous = self.root / PREVIOUS_LINK
+        self.staging = self.root / STAGING_DIR
 
     def target(self, link: Path):
         """The release version a link points at, or None."""
@@ -123,7 +128,7 @@ class Layout:
         temporary = link.with_name(f".{link.name}.tmp-{os.getpid()}")
         if temporary.is_symlink() or temporary.exists():
             temporary.unlink()
-        os.symlink(f"releases/{version}", temporary)
+        os.symlink(f"{RELEASES_DIR}/{version}", temporary)
         os.replace(temporary, link)
         directory = os.open(self.root, os.O_RDONLY)
         try:

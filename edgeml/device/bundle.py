@@ -19,20 +19,18 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata, resources
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from edgeml_runtime._util import sha256_file
+from edgeml_runtime import formats
+from edgeml_runtime.documents import DocumentError, bundle_manifest_from_dict, read_conversion_manifest
 from edgeml_runtime.errors import EdgeMLError
+from edgeml_runtime.files import sha256_file
 
-from edgeml.device.profiles import BACKEND_PACKAGES, DeviceProfile
+from edgeml.device.profiles import DeviceProfile
 
-__all__ = ["BUNDLE_MANIFEST", "BundleError", "BundleResult", "build_bundle", "read_bundle_manifest", "sha256_file"]
+__all__ = ["BundleError", "BundleResult", "build_bundle", "read_bundle_manifest", "sha256_file"]
 
-BUNDLE_MANIFEST = "edgeml-bundle.json"
-SCHEMA = "edgeml.bundle/1"
-MODEL_FORMATS = {".tflite": "tflite", ".onnx": "onnx", ".ort": "onnx"}
-BACKENDS_FOR_FORMAT = {"tflite": ("litert", "tflite_runtime"), "onnx": ("onnxruntime",)}
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
@@ -75,13 +73,12 @@ def build_bundle(source: Path, profile: DeviceProfile, output: Optional[Path], *
     with tempfile.TemporaryDirectory(prefix="edgeml-bundle-") as tmp:
         files = _payload(Path(tmp), models, profile, backends, python, wheels)
         manifest = {
-            "schema": SCHEMA, "name": name, "version": version,
+            "schema": formats.BUNDLE_SCHEMA, "name": name, "version": version,
             "created": datetime.fromtimestamp(created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "device": {k: v for k, v in profile.to_dict().items() if k != "notes"},
+            "device": {k: v for k, v in profile.to_dict().items() if k not in ("notes", "emulation")},
             "python": python, "backends": backends, "offline": wheels,
-            "models": [{"path": arcname, "format": MODEL_FORMATS[Path(arcname).suffix.lower()],
-                        "sha256": model_hashes[arcname]}
-                       for arcname, _ in models if Path(arcname).suffix.lower() in MODEL_FORMATS],
+            "models": [{"path": arcname, "format": formats.format_of_path(arcname), "sha256": model_hashes[arcname]}
+                       for arcname, _ in models if formats.format_of_path(arcname)],
             "edgeml": metadata.version("edgeml"), "edgeml_runtime": metadata.version("edgeml-runtime"),
             "files": [{"path": arcname, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
                       for arcname, path in files],
@@ -94,74 +91,57 @@ def collect_models(source: Path, profile: DeviceProfile) -> Tuple[List[Tuple[str
     """(name in the bundle, local path) for the model file, or a conversion manifest and its artifacts
     that the device can run; plus the artifacts skipped because no backend of the device runs them."""
     if source.is_dir():
-        source = source / "manifest.json"
+        source = source / formats.MANIFEST_FILE
         if not source.is_file():
-            raise BundleError(f"{source.parent} has no manifest.json; pass a .tflite/.onnx file or an "
+            raise BundleError(f"{source.parent} has no {formats.MANIFEST_FILE}; pass a .tflite/.onnx file or an "
                               "`edgeml convert` output directory")
     if not source.exists():
         raise BundleError(f"model not found: {source}")
-    if source.suffix.lower() in MODEL_FORMATS:
+    if formats.format_of_path(source):
         if not needed_backends([("", source)], profile, strict=False):
             raise BundleError(f"{profile.name} has no backend for {source.suffix} models (its backends: "
                               f"{', '.join(profile.backends)}); see `edgeml devices show {profile.name}`")
         return [(f"models/{source.name}", source)], []
     if source.suffix.lower() == ".json":
         return _collect_from_manifest(source, profile)
-    raise BundleError(f"{source}: not a model (.tflite, .onnx, .ort) or conversion manifest.json")
+    raise BundleError(f"{source}: not a model ({', '.join(formats.MODEL_SUFFIXES)}) or conversion "
+                      f"{formats.MANIFEST_FILE}")
 
 
 def _collect_from_manifest(path: Path, profile: DeviceProfile):
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        artifacts = manifest["artifacts"]
-    except (ValueError, KeyError, TypeError):
-        raise BundleError(f"{path}: not an edgeml conversion manifest (edgeml.manifest/1); "
-                          "re-run edgeml convert") from None
-    models, skipped = [("models/manifest.json", path)], []
-    for artifact in artifacts:
-        relative = PurePosixPath(str(artifact.get("path", "")))
-        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-            raise BundleError(f"{path}: artifact path '{relative}' must be relative and inside the directory")
-        file = path.parent / relative
-        if not file.is_file():
-            raise BundleError(f"{path}: artifact {relative} is missing; re-run edgeml convert")
-        expected = artifact.get("sha256")
-        if expected and sha256_file(file) != expected:
-            raise BundleError(f"{file}: sha256 differs from {path.name}; the file changed after conversion, "
-                              "re-run edgeml convert")
-        if needed_backends([("", file)], profile, strict=False):
-            models.append((f"models/{relative.as_posix()}", file))
+        manifest = read_conversion_manifest(path)
+    except DocumentError as error:
+        raise BundleError(str(error)) from None
+    models, skipped = [(f"models/{formats.MANIFEST_FILE}", path)], []
+    for artifact in manifest.artifacts:
+        if not artifact.file.is_file():
+            raise BundleError(f"{path}: artifact {artifact.path} is missing; re-run edgeml convert")
+        if artifact.sha256 and sha256_file(artifact.file) != artifact.sha256:
+            raise BundleError(f"{artifact.file}: sha256 differs from {path.name}; the file changed after "
+                              "conversion, re-run edgeml convert")
+        if needed_backends([("", artifact.file)], profile, strict=False):
+            models.append((f"models/{artifact.path}", artifact.file))
         else:
-            skipped.append(relative.as_posix())
+            skipped.append(artifact.path)
     if len(models) == 1:
         raise BundleError(f"{path}: none of its artifacts runs on {profile.name} (backends: "
                           f"{', '.join(profile.backends)})")
-    models += _metadata_files(path, manifest)
-    return models, skipped
-
-
-def _metadata_files(path: Path, manifest: dict) -> list:
-    """Files the manifest's `metadata` names (labels.json): the on-device Predictor needs them."""
-    files = []
-    for name in (manifest.get("metadata") or {}).values():
-        relative = PurePosixPath(str(name))
-        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-            raise BundleError(f"{path}: metadata path '{relative}' must be relative and inside the directory")
-        file = path.parent / relative
+    for relative, file in manifest.metadata_files():  # labels.json: the on-device Predictor needs it
         if not file.is_file():
             raise BundleError(f"{path}: metadata file {relative} is missing; re-run edgeml convert")
-        files.append((f"models/{relative.as_posix()}", file))
-    return files
+        models.append((f"models/{relative}", file))
+    return models, skipped
 
 
 def needed_backends(models, profile: DeviceProfile, strict: bool = True) -> List[str]:
     """The device's preferred backend for each model format in the bundle."""
     chosen = []
     for _, path in models:
-        fmt = MODEL_FORMATS.get(Path(path).suffix.lower())
+        fmt = formats.format_of_path(path)
         if fmt is None:
             continue
-        usable = [b for b in profile.backends if b in BACKENDS_FOR_FORMAT[fmt]]
+        usable = [b for b in profile.backends if b in formats.backends_for(fmt)]
         if not usable:
             if strict:
                 raise BundleError(f"{profile.name} has no backend for {fmt} models")
@@ -177,7 +157,7 @@ def _payload(tmp: Path, models, profile, backends, python, wheels) -> List[Tuple
     from edgeml.device.wheels import download_wheels
 
     build_runtime_wheel(tmp / "wheels")
-    packages = [BACKEND_PACKAGES[b] for b in backends] + list(profile.pins)
+    packages = [formats.BACKENDS[b].distribution for b in backends] + list(profile.pins)
     requirements = [f"edgeml-runtime=={metadata.version('edgeml-runtime')}", *packages]
     if wheels:
         runtime_deps = [r for r in metadata.requires("edgeml-runtime") or [] if "extra ==" not in r]
@@ -201,7 +181,8 @@ def _write_tarball(output: Path, top: str, manifest: dict, files, created: int) 
         with open(partial, "wb") as raw, \
                 gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped, \
                 tarfile.open(fileobj=zipped, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            tar.addfile(_member(f"{top}/{BUNDLE_MANIFEST}", len(manifest_bytes), created), io.BytesIO(manifest_bytes))
+            manifest_member = _member(f"{top}/{formats.BUNDLE_MANIFEST_FILE}", len(manifest_bytes), created)
+            tar.addfile(manifest_member, io.BytesIO(manifest_bytes))
             for arcname, path in files:
                 mode = 0o755 if arcname.endswith(".sh") else 0o644
                 with open(path, "rb") as handle:
@@ -228,18 +209,22 @@ def read_bundle_manifest(path: Path) -> Tuple[dict, str]:
     try:
         with tarfile.open(path, "r:gz") as tar:
             first = tar.next()
-            if first is None or not first.name.endswith("/" + BUNDLE_MANIFEST) or not first.isfile():
-                raise BundleError(f"{path}: not an edgeml bundle (no {BUNDLE_MANIFEST} first)")
+            if first is None or not first.name.endswith("/" + formats.BUNDLE_MANIFEST_FILE) or not first.isfile():
+                raise BundleError(f"{path}: not an edgeml bundle (no {formats.BUNDLE_MANIFEST_FILE} first)")
             manifest = json.loads(tar.extractfile(first).read())
     except (tarfile.TarError, OSError, ValueError, EOFError) as error:
         raise BundleError(f"{path}: not a readable edgeml bundle ({error}); rebuild it with edgeml bundle") from None
-    if manifest.get("schema") != SCHEMA:
-        raise BundleError(f"{path}: unsupported bundle schema {manifest.get('schema')!r}; expected {SCHEMA}")
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{path}: not an edgeml bundle (its manifest is not a JSON object)")
+    try:
+        bundle_manifest_from_dict(manifest, path)
+    except DocumentError as error:
+        raise BundleError(str(error)) from None
     return manifest, first.name.split("/", 1)[0]
 
 
 def _default_name(source: Path) -> str:
-    stem = source.parent.name if source.name == "manifest.json" else source.stem
+    stem = source.parent.name if source.name == formats.MANIFEST_FILE else source.stem
     stem = source.name if source.is_dir() else stem
     return re.sub(r"[^A-Za-z0-9._+-]+", "-", stem).strip("-.") or "model"
 

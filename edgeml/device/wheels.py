@@ -7,7 +7,6 @@ configuration) when something is missing.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Iterable, List
 
 from edgeml_runtime.errors import EdgeMLError
+from edgeml_runtime.files import cache_root
 
 __all__ = ["WheelDownloadError", "cache_dir", "download_wheels", "expand_platforms"]
 
@@ -29,8 +29,7 @@ class WheelDownloadError(EdgeMLError):
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("EDGEML_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "edgeml")
-    return Path(root) / "wheels"
+    return cache_root() / "wheels"
 
 
 def expand_platforms(platforms: Iterable[str]) -> List[str]:

@@ -11,7 +11,9 @@ import fcntl
 import shutil
 import time
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator
+from typing import Dict, Iterator
+
+from edgeml_runtime.progress import ProgressCallback, ProgressEvent, report
 
 from edgeml.emulation.errors import EmulationError
 from edgeml.emulation.launcher import write_launchers
@@ -29,24 +31,26 @@ CHECK_STEP = "check the emulated Python"
 CHECK_CODE = "import platform, numpy, ai_edge_litert, onnxruntime, edgeml_runtime; print(platform.machine())"
 
 
-def _quiet(_message: str) -> None:
-    pass
+def build(name: str, *, rebuild: bool = False, progress: ProgressCallback = None) -> EmulatedDevice:
+    """Build the emulated device `name` (e.g. "rpi4") unless cached; returns it, ready to run commands.
 
-
-def build(name: str, *, rebuild: bool = False, log: Callable[[str], None] = _quiet) -> EmulatedDevice:
-    """Build the emulated device `name` (e.g. "rpi4") unless cached; returns it, ready to run commands."""
+    `progress` receives ProgressEvents: a step's work as it happens ("STEP: what it does"), a note when a
+    step that had work to do is done, and one when the device was (re)built.
+    """
     layout = Layout.for_target(get_target(name))
     started = time.monotonic()
     with _locked(layout):
         if rebuild:
-            _remove_cached(layout, log)
-        changed = _build_parts(layout, log)
+            _remove_cached(layout, progress)
+        changed = _build_parts(layout, progress)
         device = EmulatedDevice(layout)
         if changed:
-            with _step(CHECK_STEP, log) as step_log:
-                step_log("python3 -c 'import platform, numpy, ai_edge_litert, onnxruntime, edgeml_runtime'")
+            with _step(CHECK_STEP, progress) as step_progress:
+                report(step_progress, "check",
+                       "python3 -c 'import platform, numpy, ai_edge_litert, onnxruntime, edgeml_runtime'")
                 _check(device)
-            log(f"{name} built in {time.monotonic() - started:.1f} s under {layout.root}")
+            report(progress, "build", f"{name} built in {time.monotonic() - started:.1f} s under {layout.root}",
+                   level="note")
     return device
 
 
@@ -67,22 +71,22 @@ def status(name: str) -> Dict[str, object]:
     }
 
 
-def _build_parts(layout: Layout, log: Callable[[str], None]) -> bool:
+def _build_parts(layout: Layout, progress: ProgressCallback) -> bool:
     target = layout.target
     changed = False
     mirror = None
     if not qemu_version(layout) or not rootfs_ready(layout):
-        with _step("find the Debian mirror in apt's sources", log):
+        with _step("find the Debian mirror in apt's sources", progress):
             mirror = debian_mirror()
-    with _step(f"qemu-user (Debian trixie) for {target.machine}", log) as step_log:
-        changed |= fetch_qemu(layout, mirror, step_log)
-    with _step(f"Debian {target.suite} {target.debian_arch} root filesystem", log) as step_log:
-        changed |= build_rootfs(layout, mirror, step_log)
-    with _step(f"{target.machine} wheels for Python {target.python}", log) as step_log:
-        changed |= download_wheels(layout, step_log)
-        changed |= install_wheels(layout, step_log)
-    with _step("edgeml_runtime and launchers", log) as step_log:
-        changed |= install_runtime_source(layout, step_log)
+    with _step(f"qemu-user (Debian trixie) for {target.machine}", progress) as step_progress:
+        changed |= fetch_qemu(layout, mirror, step_progress)
+    with _step(f"Debian {target.suite} {target.debian_arch} root filesystem", progress) as step_progress:
+        changed |= build_rootfs(layout, mirror, step_progress)
+    with _step(f"{target.machine} wheels for Python {target.python}", progress) as step_progress:
+        changed |= download_wheels(layout, step_progress)
+        changed |= install_wheels(layout, step_progress)
+    with _step("edgeml_runtime and launchers", progress) as step_progress:
+        changed |= install_runtime_source(layout, step_progress)
         before = layout.launcher.read_text() if layout.launcher.is_file() else None
         write_launchers(layout, qemu_version(layout))
         changed |= before != layout.launcher.read_text()
@@ -97,25 +101,25 @@ def _check(device: EmulatedDevice) -> None:
 
 
 @contextmanager
-def _step(name: str, log: Callable[[str], None]) -> Iterator[Callable[[str], None]]:
-    """Name a step in errors always, and in the progress log only when it has work to do."""
+def _step(name: str, progress: ProgressCallback) -> Iterator[ProgressCallback]:
+    """Name a step in errors always, and in progress only when it has work to do: the events of the
+    step's work come out as "NAME: message", and a note "NAME: ok (S s)" closes a step that had any."""
     started = time.monotonic()
-    announced = []
+    worked = []
 
-    def step_log(message: str) -> None:
-        if not announced:
-            log(f"• {name}")
-            announced.append(True)
-        log(f"  {message}")
+    def step_progress(event: ProgressEvent) -> None:
+        worked.append(True)
+        report(progress, event.stage, f"{name}: {event.message}", done=event.done, total=event.total,
+               level=event.level)
 
     try:
-        yield step_log
+        yield step_progress
     except EmulationError:
         raise
     except OSError as error:  # disk full, permissions: still name the step
         raise EmulationError(name, str(error)) from error
-    if announced:
-        log(f"  ok ({time.monotonic() - started:.1f} s)")
+    if worked:
+        report(progress, "build", f"{name}: ok ({time.monotonic() - started:.1f} s)", level="note")
 
 
 @contextmanager
@@ -129,8 +133,8 @@ def _locked(layout: Layout) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _remove_cached(layout: Layout, log: Callable[[str], None]) -> None:
+def _remove_cached(layout: Layout, progress: ProgressCallback) -> None:
     for path in (layout.qemu_dir, layout.rootfs, layout.wheels, layout.site, layout.runtime):
         if path.exists():
-            log(f"removing {path}")
+            report(progress, "rebuild", f"removing {path}")
             shutil.rmtree(path)

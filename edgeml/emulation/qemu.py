@@ -12,7 +12,8 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+
+from edgeml_runtime.progress import ProgressCallback, report
 
 from edgeml.emulation.errors import EmulationError
 from edgeml.emulation.targets import QEMU_PACKAGE, QEMU_SUITE, Layout
@@ -25,7 +26,7 @@ DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 VERSION_FILE = "VERSION"
 
 
-def fetch_qemu(layout: Layout, mirror: str, log: Callable[[str], None]) -> bool:
+def fetch_qemu(layout: Layout, mirror: str, progress: ProgressCallback = None) -> bool:
     """Put qemu-<machine> into the cache unless it is there; True if it was fetched now."""
     if qemu_version(layout):
         return False
@@ -35,9 +36,9 @@ def fetch_qemu(layout: Layout, mirror: str, log: Callable[[str], None]) -> bool:
     with tempfile.TemporaryDirectory(prefix="apt-", dir=layout.root) as work:
         work_dir = Path(work)
         options = _private_apt_options(work_dir, mirror)
-        log(f"updating a private package list for Debian {QEMU_SUITE}")
+        report(progress, "qemu", f"updating a private package list for Debian {QEMU_SUITE}")
         run_tool(STEP, [apt_get, *options, "-qq", "--error-on=any", "update"])
-        log(f"downloading {QEMU_PACKAGE}")
+        report(progress, "qemu", f"downloading {QEMU_PACKAGE}")
         run_tool(STEP, [apt_get, *options, "-qq", "download", QEMU_PACKAGE], cwd=work_dir)
         debs = sorted(work_dir.glob(f"{QEMU_PACKAGE}_*.deb"))
         if not debs:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Callable
+
+from edgeml_runtime.progress import ProgressCallback, report
 
 from edgeml.emulation.targets import Layout
 from edgeml.emulation.tools import replace_dir, require_root, require_tool, run_tool
@@ -32,7 +33,7 @@ def rootfs_ready(layout: Layout) -> bool:
     return stamp.is_file() and json.loads(stamp.read_text()) == _recipe(layout)
 
 
-def build_rootfs(layout: Layout, mirror: str, log: Callable[[str], None]) -> bool:
+def build_rootfs(layout: Layout, mirror: str, progress: ProgressCallback = None) -> bool:
     """Build the root filesystem unless the cached one matches the recipe; True if built now."""
     if rootfs_ready(layout):
         return False
@@ -44,12 +45,12 @@ def build_rootfs(layout: Layout, mirror: str, log: Callable[[str], None]) -> boo
     if staging.exists():
         shutil.rmtree(staging)
     staging.parent.mkdir(parents=True, exist_ok=True)
-    log(f"debootstrap --foreign {target.suite} {target.debian_arch} (downloads the packages)")
+    report(progress, "rootfs", f"debootstrap --foreign {target.suite} {target.debian_arch} (downloads the packages)")
     run_tool(STEP, [debootstrap, "--foreign", f"--arch={target.debian_arch}", "--variant=minbase",
                     f"--include={','.join(INCLUDE)}", target.suite, staging, mirror], timeout=1800)
     debs = sorted((staging / "var" / "cache" / "apt" / "archives").glob("*.deb"))
-    log(f"unpacking {len(debs)} packages")
-    for deb in debs:
+    for index, deb in enumerate(debs, 1):
+        report(progress, "rootfs", "unpacking the packages", done=index, total=len(debs))
         run_tool(STEP, [dpkg_deb, "-x", deb, staging])
         deb.unlink()
     _tidy(staging)

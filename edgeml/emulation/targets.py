@@ -6,20 +6,18 @@ the device's CPU model. The root filesystem, qemu and wheels are shared by targe
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-__all__ = ["TARGETS", "EmulatedTarget", "Layout", "cache_root", "get_target"]
+from edgeml_runtime.files import cache_root
+
+__all__ = ["EmulatedTarget", "Layout", "cache_root", "emulated_targets", "get_target"]
 
 # Debian 13's qemu-user: Debian 12's qemu 7.2 segfaults creating a LiteRT interpreter or importing
 # onnxruntime, qemu 10 runs both. Its package is a statically linked binary, so it runs on Debian 12.
 QEMU_SUITE = "trixie"
 QEMU_PACKAGE = "qemu-user"
-
-# Raspberry Pi OS is Debian bookworm: Python 3.11, glibc 2.36.
-BOOKWORM_GLIBC = (2, 36)
 
 
 @dataclass(frozen=True)
@@ -42,32 +40,30 @@ class EmulatedTarget:
         return "cp" + self.python.replace(".", "")
 
 
-_BOOKWORM_ARM64 = {"suite": "bookworm", "debian_arch": "arm64", "machine": "aarch64", "python": "3.11",
-                   "glibc": BOOKWORM_GLIBC}
+def emulated_targets() -> Dict[str, EmulatedTarget]:
+    """Every device profile with an `[emulation]` table (devices/*.toml and the user's own profiles)."""
+    from edgeml.device.profiles import load_profiles
 
-TARGETS: Dict[str, EmulatedTarget] = {
-    "rpi4": EmulatedTarget("rpi4", "Raspberry Pi 4 (Cortex-A72), 64-bit Raspberry Pi OS / Debian 12",
-                           qemu_cpu="cortex-a72", **_BOOKWORM_ARM64),
-    "rpi5": EmulatedTarget("rpi5", "Raspberry Pi 5 (Cortex-A76), 64-bit Raspberry Pi OS / Debian 12",
-                           qemu_cpu="cortex-a76", **_BOOKWORM_ARM64),
-}
+    return {profile.name: _target(profile) for profile in load_profiles().values() if profile.emulation}
+
+
+def _target(profile) -> EmulatedTarget:
+    emulation = profile.emulation
+    major, minor = (int(part) for part in str(emulation["glibc"]).split("."))
+    return EmulatedTarget(name=profile.name, description=profile.description, suite=emulation["suite"],
+                          debian_arch=emulation["debian_arch"], machine=profile.arch,
+                          qemu_cpu=emulation["qemu_cpu"], python=profile.python, glibc=(major, minor))
 
 
 def get_target(name: str) -> EmulatedTarget:
     from edgeml.emulation.errors import EmulationError
 
+    targets = emulated_targets()
     try:
-        return TARGETS[name]
+        return targets[name]
     except KeyError:
-        known = ", ".join(sorted(TARGETS))
+        known = ", ".join(sorted(targets))
         raise EmulationError("choose target", f"unknown emulated device '{name}'; choose one of: {known}") from None
-
-
-def cache_root() -> Path:
-    """~/.cache/edgeml, or $EDGEML_CACHE (the same root the bundle's wheel cache uses)."""
-    if os.environ.get("EDGEML_CACHE"):
-        return Path(os.environ["EDGEML_CACHE"]).expanduser()
-    return Path(os.path.expanduser("~")) / ".cache" / "edgeml"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, List
+from typing import List
+
+from edgeml_runtime.progress import ProgressCallback, report
 
 from edgeml.emulation.errors import EmulationError
 from edgeml.emulation.targets import EmulatedTarget, Layout
@@ -58,13 +60,13 @@ def pip_platform_args(target: EmulatedTarget) -> List[str]:
     return args
 
 
-def download_wheels(layout: Layout, log: Callable[[str], None]) -> bool:
+def download_wheels(layout: Layout, progress: ProgressCallback = None) -> bool:
     """The device's wheels (with dependencies) into the cache; True if downloaded now."""
     wanted = {"requirements": requirements()}
     if _stamp(layout.wheels) == wanted:
         return False
     staging = _fresh_staging(layout.wheels)
-    log("pip download " + " ".join(wanted["requirements"]))
+    report(progress, "wheels", "pip download " + " ".join(wanted["requirements"]))
     run_tool(DOWNLOAD_STEP, [sys.executable, "-m", "pip", "download", "--quiet", "--dest", staging,
                              *pip_platform_args(layout.target), *wanted["requirements"]])
     _write_stamp(staging, wanted)
@@ -72,7 +74,7 @@ def download_wheels(layout: Layout, log: Callable[[str], None]) -> bool:
     return True
 
 
-def install_wheels(layout: Layout, log: Callable[[str], None]) -> bool:
+def install_wheels(layout: Layout, progress: ProgressCallback = None) -> bool:
     """Unpack the cached wheels into the site directory; True if (re)installed now."""
     wheels = sorted(path.name for path in layout.wheels.glob("*.whl"))
     if not wheels:
@@ -81,7 +83,7 @@ def install_wheels(layout: Layout, log: Callable[[str], None]) -> bool:
     if _stamp(layout.site) == wanted:
         return False
     staging = _fresh_staging(layout.site)
-    log(f"unpacking {len(wheels)} wheels")
+    report(progress, "wheels", f"unpacking {len(wheels)} wheels")
     run_tool(INSTALL_STEP, [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--find-links",
                             layout.wheels, "--target", staging, "--no-compile",
                             *pip_platform_args(layout.target), *wanted["requirements"]])
@@ -90,7 +92,7 @@ def install_wheels(layout: Layout, log: Callable[[str], None]) -> bool:
     return True
 
 
-def install_runtime_source(layout: Layout, log: Callable[[str], None]) -> bool:
+def install_runtime_source(layout: Layout, progress: ProgressCallback = None) -> bool:
     """Copy the host's edgeml_runtime package (pure Python) for the device; True if it changed.
 
     Checked on every build, so the emulated Pi always runs this checkout's runtime.
@@ -107,7 +109,7 @@ def install_runtime_source(layout: Layout, log: Callable[[str], None]) -> bool:
         shutil.copy2(path, destination)
     _write_stamp(staging, wanted)
     replace_dir(staging, layout.runtime)
-    log(f"edgeml_runtime copied from {source}")
+    report(progress, "runtime", f"edgeml_runtime copied from {source}")
     return True
 
 

@@ -1,19 +1,21 @@
 """Turning table rows into the model's feature vector.
 
 `fit_table` (pandas, at training time) decides how each column is encoded and records it as a plain
-dict that goes into labels.json. `encode_records` rebuilds the same vector from raw values with numpy
-only, which is what a device does before calling the model. Scaling is not done here: the model's
-Normalization layer does it, so the device never needs the training statistics.
+dict that goes into labels.json. The vector itself is built by the runtime's `encode_records` (numpy
+only), both here at training time and on the device, so the two cannot drift apart. Scaling is not done
+here: the model's Normalization layer does it, so the device never needs the training statistics.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from edgeml_runtime.metadata import encode_records
 
 from edgeml.trainer.errors import DataError
+
+__all__ = ["ENCODING_SCHEMA", "MAX_CATEGORIES", "encode_records", "fit_table", "vector_names"]
 
 ENCODING_SCHEMA = "edgeml.features/1"
 # A text column with more distinct values than this looks like an identifier or free text.
@@ -78,37 +80,3 @@ def vector_names(columns: Sequence[Mapping[str, Any]]) -> list[str]:
         else:
             names.extend(f"{column['name']}={category}" for category in column["categories"])
     return names
-
-
-def encode_records(records, spec: Mapping[str, Any]) -> np.ndarray:
-    """Raw values -> float32 feature matrix, using only numpy and the spec from labels.json.
-
-    `records` is either a mapping column -> sequence of raw values, or a sequence of row mappings.
-    """
-    if not isinstance(records, Mapping):
-        rows = list(records)
-        records = {column["name"]: [row.get(column["name"]) for row in rows] for column in spec["columns"]}
-    parts = []
-    for column in spec["columns"]:
-        if column["name"] not in records:
-            raise DataError(f"missing column {column['name']!r}; the model needs {_names(spec)}")
-        values = [column["fill"] if _is_missing(value) else value for value in records[column["name"]]]
-        if column["kind"] == "numeric":
-            parts.append(np.asarray(values, dtype=np.float32).reshape(-1, 1))
-        else:
-            text = np.asarray([str(value) for value in values])
-            categories = np.asarray(column["categories"])
-            parts.append((text[:, None] == categories[None, :]).astype(np.float32))
-    return np.concatenate(parts, axis=1)
-
-
-def _is_missing(value) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and value.strip() == ""
-
-
-def _names(spec) -> str:
-    return ", ".join(column["name"] for column in spec["columns"])

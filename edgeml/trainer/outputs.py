@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from edgeml_runtime.formats import LABELS_SCHEMA
 
 from edgeml.trainer.dataset import CLASSIFICATION, IMAGE, Dataset
 from edgeml.trainer.models import OUTPUT_NAME, scaling_facts
 
-LABELS_SCHEMA = "edgeml.labels/1"
 METRICS_SCHEMA = "edgeml.metrics/1"
 
 
@@ -112,7 +112,7 @@ def _outside_steps(data: Dataset) -> list[str]:
         return steps
     return ["build the float32 feature vector from raw column values as described in 'features' "
             "(numeric as is, categories one-hot, missing values replaced by 'fill'); "
-            "edgeml.trainer.features.encode_records does this with numpy only"]
+            "edgeml_runtime.metadata.encode_records does this with numpy only, as the trainer did"]
 
 
 def _output_meaning(data: Dataset) -> str:

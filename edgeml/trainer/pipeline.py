@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from edgeml_runtime.progress import ProgressCallback, report
 
 from edgeml import __version__
+from edgeml.console import format_size
 from edgeml.trainer import outputs, plots
 from edgeml.trainer.dataset import CLASSIFICATION, Dataset
 from edgeml.trainer.evaluation import evaluate
@@ -45,9 +47,12 @@ def train(
     save_h5: bool = False,
     make_plots: bool = True,
     calibration_samples: int = 300,
-    console=None,
+    progress: ProgressCallback = None,
 ) -> TrainResult:
-    """Train on `data` and write model.keras, labels.json, metrics.json, calibration.npz and plots."""
+    """Train on `data` and write model.keras, labels.json, metrics.json, calibration.npz and plots.
+
+    `progress` receives ProgressEvents: the model's size (a note), one counted event per epoch, the steps after.
+    """
     model_config = (model_config or ModelConfig()).resolved(data.kind)
     fit_config = fit_config or FitConfig()
     split = split_data(data, fit_config)  # first: bad data fails before TensorFlow is even imported
@@ -56,13 +61,14 @@ def train(
     trials: list[dict] = []
     if search_trials > 1:
         model, history, model_config, trials = run_search(
-            data, split, model_config, fit_config, search_trials, console=console
+            data, split, model_config, fit_config, search_trials, progress=progress
         )
     else:
         model = build_model(model_config, data, split.x_train, split.y_train)
-        _announce(console, model)
-        history = fit(model, split, fit_config, console=console)
+        _announce(progress, model)
+        history = fit(model, split, fit_config, progress=progress)
     seconds = time.perf_counter() - started
+    report(progress, "evaluate", f"evaluating on the test split ({len(split.y_test)} examples)")
     test_metrics = evaluate(data.task, split.y_test, model.predict(split.x_test, verbose=0), data.classes)
     labels = outputs.labels_payload(data, model)
     metrics = {
@@ -80,6 +86,7 @@ def train(
                      "history": {key: value for key, value in history.items() if isinstance(value, list)}},
         "search": trials,
     }
+    report(progress, "save", f"writing the model and its metadata to {Path(outdir)}")
     staged = outputs.StagedOutput(Path(outdir))
     try:
         outputs.save_model(model, staged, save_h5=save_h5)
@@ -91,6 +98,7 @@ def train(
         np.savez(staged.path("calibration.npz"), **calibration)
         np.savez(staged.path("test.npz"), **{data.input_name: split.x_test, "x": split.x_test, "y": split.y_test})
         if make_plots:
+            report(progress, "plots", "drawing the plots")
             _plot(data, history, test_metrics, split, model, staged)
         files = staged.commit()
     except BaseException:
@@ -99,12 +107,10 @@ def train(
     return TrainResult(model, data, split, model_config, history, metrics, labels, files, trials)
 
 
-def _announce(console, model) -> None:
-    if console is None:
-        return
+def _announce(progress: ProgressCallback, model) -> None:
     count = parameter_count(model)
-    console.print(f"model [bold]{model.name}[/]: {count:,} parameters, "
-                  f"{4 * count / 1024:.1f} KiB as float32")
+    report(progress, "model", f"model {model.name}: {count:,} parameters, {format_size(4 * count)} as float32",
+           level="note")
 
 
 def _plot(data, history, test_metrics, split, model, staged) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
+from edgeml_runtime.progress import ProgressCallback, report
 
 from edgeml.trainer.outputs import write_json
 
@@ -45,8 +46,12 @@ class QuickstartResult:
                 "gates_failed": self.gates_failed, "seconds": self.seconds}
 
 
-def quickstart(outdir, config: Optional[QuickstartConfig] = None, *, console=None,
-               say: Callable[[str], None] = lambda message: None) -> QuickstartResult:
+def quickstart(outdir, config: Optional[QuickstartConfig] = None, *,
+               progress: ProgressCallback = None) -> QuickstartResult:
+    """Train on digits, convert to TFLite and ONNX (fp32, int8), measure every file; write quickstart.json.
+
+    `progress` receives the trainer's, the converters' and this workflow's ProgressEvents.
+    """
     from edgeml.trainer import FitConfig, ModelConfig, load_data, train
 
     config = config or QuickstartConfig()
@@ -55,7 +60,7 @@ def quickstart(outdir, config: Optional[QuickstartConfig] = None, *, console=Non
     started = time.perf_counter()
     data = load_data(dataset="digits")
     trained = train(data, outdir / "model", model_config=ModelConfig(width=config.width),
-                    fit_config=FitConfig(epochs=config.epochs, seed=config.seed), console=console)
+                    fit_config=FitConfig(epochs=config.epochs, seed=config.seed), progress=progress)
     seconds["train"] = _since(started)
     x_test, y_test = trained.split.x_test, trained.split.y_test
     keras_accuracy = trained.metrics["test"]["accuracy"]
@@ -64,11 +69,11 @@ def quickstart(outdir, config: Optional[QuickstartConfig] = None, *, console=Non
                  "p50_ms": _keras_p50_ms(trained.model, x_test[:1]), "backend": "tensorflow"}
 
     started = time.perf_counter()
-    manifest, gates_failed = _convert(outdir, say)
+    manifest, gates_failed = _convert(outdir, progress)
     seconds["convert"] = _since(started)
 
     started = time.perf_counter()
-    rows = [_measure(outdir / "converted", entry, x_test, y_test, keras_accuracy, config, say)
+    rows = [_measure(outdir / "converted", entry, x_test, y_test, keras_accuracy, config, progress)
             for entry in manifest["artifacts"]]
     seconds["evaluate_and_bench"] = _since(started)
     fp32_bytes = {row["format"]: row["bytes"] for row in rows if row["quantization"] == "fp32"}
@@ -80,23 +85,24 @@ def quickstart(outdir, config: Optional[QuickstartConfig] = None, *, console=Non
     return result
 
 
-def _convert(outdir: Path, say) -> tuple[dict, Optional[str]]:
+def _convert(outdir: Path, progress: ProgressCallback) -> tuple[dict, Optional[str]]:
     """All four artifacts; a missed validation gate is reported in the table rather than hidden."""
     from edgeml_converters import GatesFailed, convert
 
     source = outdir / "model" / "model.keras"
     try:
         manifest = convert(source, outdir / "converted", formats=FORMATS, modes=MODES,
-                           validate_data=outdir / "model" / "test.npz", progress=say)
+                           validate_data=outdir / "model" / "test.npz", progress=progress)
         return manifest, None
     except GatesFailed as failed:
         return failed.manifest, str(failed)
 
 
-def _measure(folder: Path, entry: dict, x_test, y_test, keras_accuracy: float, config, say) -> dict:
+def _measure(folder: Path, entry: dict, x_test, y_test, keras_accuracy: float, config,
+             progress: ProgressCallback) -> dict:
     import edgeml_runtime
 
-    say(f"evaluating and benchmarking {entry['path']}")
+    report(progress, "evaluate", f"evaluating and benchmarking {entry['path']}")
     model = edgeml_runtime.load(folder / entry["path"])
     outputs = model.run(x_test)  # float input; an int8 model is quantized/dequantized by the runtime
     probabilities = next(iter(outputs.values()))

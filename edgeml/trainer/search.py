@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 
 import numpy as np
+from edgeml_runtime.progress import ProgressCallback
 
 from edgeml.trainer.dataset import CLASSIFICATION, Dataset
 from edgeml.trainer.models import ModelConfig, build_model, parameter_count
@@ -27,14 +28,15 @@ def candidates(base: ModelConfig, trials: int, seed: int) -> list[ModelConfig]:
 
 
 def run_search(data: Dataset, split: Split, base: ModelConfig, fit_config: FitConfig, trials: int, *,
-               console=None):
+               progress: ProgressCallback = None):
     """Train each candidate on the training split; keep the best on validation. Returns model, history, rows."""
     rows, best = [], None
     for number, config in enumerate(candidates(base, trials, fit_config.seed), start=1):
         seed_everything(fit_config.seed)
         model = build_model(config, data, split.x_train, split.y_train)
         started = time.perf_counter()
-        history = fit(model, split, fit_config, console=console, label=f"trial {number}/{trials}")
+        label = f"trial {number}/{trials} (width {config.width:g}, depth {config.depth}, lr {config.learning_rate:g})"
+        history = fit(model, split, fit_config, progress=progress, label=label)
         val_loss, val_score = _validation_scores(model, data, split)
         row = {"trial": number, "width": config.width, "depth": config.depth,
                "learning_rate": config.learning_rate, "parameters": parameter_count(model),

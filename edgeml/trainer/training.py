@@ -1,10 +1,11 @@
-"""Splitting, seeding and fitting, with a rich progress bar that advances once per epoch."""
+"""Splitting, seeding and fitting, reporting one progress event per epoch."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from edgeml_runtime.progress import ProgressCallback, report
 
 from edgeml.trainer.dataset import CLASSIFICATION, Dataset
 from edgeml.trainer.errors import DataError
@@ -73,16 +74,19 @@ def split_data(data: Dataset, config: FitConfig) -> Split:
     return Split(x_train, y_train, x_val, y_val, x_test, y_test)
 
 
-def fit(model, split: Split, config: FitConfig, *, console=None, label: str = "training"):
-    """Fit with early stopping on validation loss, keeping the best weights. Returns the history dict."""
+def fit(model, split: Split, config: FitConfig, *, progress: ProgressCallback = None, label: str = "training"):
+    """Fit with early stopping on validation loss, keeping the best weights. Returns the history dict.
+
+    `progress` gets a counted event per epoch (stage "train") and a note with the outcome at the end.
+    """
     import keras
 
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True
     )
     callbacks = [stop]
-    if console is not None:
-        callbacks.append(_progress_callback(console, config.epochs, label))
+    if progress is not None:
+        callbacks.append(_epoch_events(progress, config.epochs, label))
     history = model.fit(
         split.x_train, split.y_train, validation_data=(split.x_val, split.y_val),
         epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=callbacks,
@@ -90,37 +94,27 @@ def fit(model, split: Split, config: FitConfig, *, console=None, label: str = "t
     result = {key: [float(value) for value in values] for key, values in history.history.items()}
     result["best_epoch"] = int(np.argmin(result["val_loss"])) + 1
     result["epochs_run"] = len(result["val_loss"])
+    stopped = " (early stop)" if result["epochs_run"] < config.epochs else ""
+    report(progress, "train", f"{label}: {result['epochs_run']} epochs{stopped}, best epoch {result['best_epoch']}, "
+                              f"val_loss {result['val_loss'][result['best_epoch'] - 1]:.4f}", level="note")
     return result
 
 
-# Metrics shown next to the progress bar, with short names so the line fits 80 columns.
+# Metrics shown with each epoch's event, with short names so the line fits 80 columns.
 SHOWN_METRICS = {"loss": "loss", "val_loss": "val_loss", "val_accuracy": "val_acc", "val_mae": "val_mae"}
 
 
-def _progress_callback(console, epochs: int, label: str):
-    """A keras callback driving a rich progress bar: one step per epoch, latest metrics shown."""
+def _epoch_events(progress, epochs: int, label: str):
+    """A keras callback that reports each finished epoch with its latest metrics."""
     import keras
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    class RichEpochProgress(keras.callbacks.Callback):
+    class EpochEvents(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(),
-                console=console, transient=False,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(label, total=epochs, metrics="")
+            report(progress, "train", label, done=0, total=epochs)
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             shown = "  ".join(f"{short} {logs[key]:.3f}" for key, short in SHOWN_METRICS.items() if key in logs)
-            self.progress.update(self.task, advance=1, metrics=shown)
+            report(progress, "train", f"{label}  {shown}".rstrip(), done=epoch + 1, total=epochs)
 
-        def on_train_end(self, logs=None):
-            if self.model.stop_training:  # early stopping: show where it ended
-                self.progress.update(self.task, description=f"{label} (early stop)")
-            self.progress.stop()
-
-    return RichEpochProgress()
-
+    return EpochEvents()

@@ -2,6 +2,7 @@
 
 Init (read + load), first inference, warm-up (runs and/or seconds), then timed runs until both the run
 count and the minimum time are reached (capped by max_seconds). Result schema: `edgeml.bench/1`.
+Comparing results with an earlier run's (the regression gate) is `edgeml_runtime.regression`.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ import numpy as np
 from edgeml_runtime._version import __version__
 from edgeml_runtime.errors import InputError
 from edgeml_runtime.feeds import prepare_feeds
+from edgeml_runtime.formats import BENCH_SCHEMA
 from edgeml_runtime.machine import machine_info
 from edgeml_runtime.memory import peak_rss_mb, reset_peak_rss
 from edgeml_runtime.model import Model, load
 from edgeml_runtime.specs import TensorSpec
 
 __all__ = ["BenchResult", "benchmark", "load_inputs_file", "synthetic_inputs"]
-
-SCHEMA = "edgeml.bench/1"
 
 
 @dataclass
@@ -49,7 +49,7 @@ class BenchResult:
     edgeml_runtime: str = __version__
 
     def to_dict(self) -> dict:
-        return {"schema": SCHEMA, **asdict(self)}
+        return {"schema": BENCH_SCHEMA, **asdict(self)}
 
 
 def benchmark(

@@ -1,7 +1,8 @@
 """`python -m edgeml_runtime` / `edgeml-runtime`: info, run and bench on the device.
 
 Standard library only (argparse, json), so that it starts fast with numpy and one backend installed.
-Exit codes: 0 ok, 1 a check failed, 2 usage or bad input. No traceback unless --debug.
+Exit codes: 0 ok, 1 a check failed, 2 usage or bad input, 70 an internal error (EX_SOFTWARE: a bug, to be
+reported). No traceback unless --debug.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import numpy as np
 from edgeml_runtime._version import __version__
 from edgeml_runtime.errors import CheckFailed, EdgeMLError
 
-__all__ = ["main"]
+__all__ = ["EXIT_INTERNAL_ERROR", "main"]
+
+EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE (sysexits.h): not 2, which means bad input
 
 # Extra sub-commands living in their own modules: name -> module exposing add_parser(subparsers).
 PLUGIN_COMMANDS = {"serve": "edgeml_runtime.serve.cli"}
@@ -40,9 +43,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - a bug still gets one line; --debug shows where
-        _print_error(f"internal error: {type(error).__name__}: {error} (run with --debug for the traceback)",
-                     args.debug)
-        return 2
+        _print_error(f"internal error: {type(error).__name__}: {error}\nthis is a bug in edgeml_runtime, please "
+                     "report it with the output of `python -m edgeml_runtime --version` and of the same command "
+                     "run with --debug", args.debug)
+        return EXIT_INTERNAL_ERROR
 
 
 def _print_error(message: str, debug: bool) -> None:

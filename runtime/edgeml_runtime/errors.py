@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["BackendNotInstalled", "CheckFailed", "EdgeMLError", "InputError", "ModelLoadError", "ModelRunError"]
+__all__ = [
+    "BackendNotInstalled",
+    "CheckFailed",
+    "EdgeMLError",
+    "InputError",
+    "ModelLoadError",
+    "ModelRunError",
+    "first_line",
+]
 
 
 class EdgeMLError(Exception):
@@ -27,3 +35,10 @@ class BackendNotInstalled(EdgeMLError, ImportError):
 
 class CheckFailed(EdgeMLError):
     """A check ran and failed (parity, accuracy, smoke test, regression gate). CLI exit code 1."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an error's message (at most 400 characters): backends and converters
+    put pages of context after it, and a user-facing error is one line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:400] if lines else type(error).__name__

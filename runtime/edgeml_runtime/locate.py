@@ -11,22 +11,16 @@ Layouts understood:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
+from edgeml_runtime import formats
+from edgeml_runtime.documents import read_bundle_manifest, read_conversion_manifest, read_json_object, schema_of
 from edgeml_runtime.errors import ModelLoadError
 
-__all__ = ["BUNDLE_MANIFEST", "ModelSource", "current_release", "is_deployment", "locate"]
-
-BUNDLE_MANIFEST = "edgeml-bundle.json"
-CONVERSION_MANIFEST = "manifest.json"
-LABELS_FILE = "labels.json"
-MODEL_SUFFIXES = (".tflite", ".onnx", ".ort")
-BACKEND_MODULES = {"tflite": ("ai_edge_litert", "tflite_runtime"), "onnx": ("onnxruntime",)}
+__all__ = ["ModelSource", "current_release", "file_version", "is_deployment", "locate"]
 
 
 @dataclass(frozen=True)
@@ -38,12 +32,12 @@ class ModelSource:
 
 
 def is_deployment(path: Path) -> bool:
-    return Path(path).is_dir() and os.path.lexists(Path(path) / "current")
+    return Path(path).is_dir() and os.path.lexists(Path(path) / formats.CURRENT_LINK)
 
 
 def current_release(deployment: Path) -> Path:
     """The release `current` points at now (resolved, so a later switch does not change the answer)."""
-    link = Path(deployment) / "current"
+    link = Path(deployment) / formats.CURRENT_LINK
     target = Path(os.path.realpath(link))
     if not target.is_dir():
         raise ModelLoadError(f"{link} points at {os.readlink(link) if link.is_symlink() else target}, which is "
@@ -59,8 +53,8 @@ def locate(path, *, artifact: Optional[str] = None) -> ModelSource:
         return _locate_dir(path, artifact)
     if path.suffix.lower() == ".json":
         return _locate_json(path, artifact)
-    if path.suffix.lower() in MODEL_SUFFIXES:
-        labels = path.parent / LABELS_FILE
+    if formats.format_of_path(path):
+        labels = path.parent / formats.LABELS_FILE
         return ModelSource(path, labels if labels.is_file() else None, file_version(path), "model")
     raise ModelLoadError(f"{path}: pass a .tflite/.onnx/.ort model, a manifest.json, a bundle or a "
                          "deployment directory")
@@ -71,59 +65,56 @@ def _locate_dir(path: Path, artifact: Optional[str]) -> ModelSource:
         release = current_release(path)
         source = _locate_dir(release, artifact)
         return source if source.kind == "bundle" else _with_version(source, release.name)
-    if (path / BUNDLE_MANIFEST).is_file():
-        return _locate_bundle(path / BUNDLE_MANIFEST, artifact)
-    if (path / CONVERSION_MANIFEST).is_file():
-        return _locate_manifest(path / CONVERSION_MANIFEST, artifact)
+    if (path / formats.BUNDLE_MANIFEST_FILE).is_file():
+        return _locate_bundle(path / formats.BUNDLE_MANIFEST_FILE, artifact)
+    if (path / formats.MANIFEST_FILE).is_file():
+        return _locate_manifest(path / formats.MANIFEST_FILE, artifact)
     if (path / "models").is_dir():
         return _locate_dir(path / "models", artifact)
-    models = sorted(p for p in path.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and p.is_file())
+    models = sorted(p for p in path.iterdir() if formats.format_of_path(p) and p.is_file())
     if len(models) == 1:
         return locate(models[0])
-    subdirs = [p for p in path.iterdir() if p.is_dir() and (p / BUNDLE_MANIFEST).is_file()]
+    subdirs = [p for p in path.iterdir() if p.is_dir() and (p / formats.BUNDLE_MANIFEST_FILE).is_file()]
     if len(subdirs) == 1:  # a bundle unpacked with its top-level folder
-        return _locate_bundle(subdirs[0] / BUNDLE_MANIFEST, artifact)
+        return _locate_bundle(subdirs[0] / formats.BUNDLE_MANIFEST_FILE, artifact)
     found = ", ".join(p.name for p in models) or "none"
-    raise ModelLoadError(f"{path}: no {BUNDLE_MANIFEST}, {CONVERSION_MANIFEST} or single model file "
+    raise ModelLoadError(f"{path}: no {formats.BUNDLE_MANIFEST_FILE}, {formats.MANIFEST_FILE} or single model file "
                          f"(model files: {found}); pass the model file itself")
 
 
 def _locate_json(path: Path, artifact: Optional[str]) -> ModelSource:
-    schema = _read_json(path).get("schema", "")
+    schema = schema_of(read_json_object(path))
     if schema.startswith("edgeml.bundle/"):
         return _locate_bundle(path, artifact)
     if schema.startswith("edgeml.manifest/"):
         return _locate_manifest(path, artifact)
-    raise ModelLoadError(f"{path}: schema {schema!r} is neither a conversion manifest (edgeml.manifest/1) nor "
-                         f"a bundle manifest (edgeml.bundle/1); pass the model file instead")
+    raise ModelLoadError(f"{path}: schema {schema!r} is neither a conversion manifest ({formats.MANIFEST_SCHEMA}) "
+                         f"nor a bundle manifest ({formats.BUNDLE_SCHEMA}); pass the model file instead")
 
 
 def _locate_bundle(path: Path, artifact: Optional[str]) -> ModelSource:
-    bundle = _read_json(path)
+    bundle = read_bundle_manifest(path)
     root = path.parent
-    version = str(bundle.get("version") or root.name)
-    if (root / "models" / CONVERSION_MANIFEST).is_file():
-        return _with_version(_locate_manifest(root / "models" / CONVERSION_MANIFEST, artifact), version, "bundle")
-    candidates = [root / entry["path"] for entry in bundle.get("models", []) if "path" in entry]
+    version = bundle.version or root.name
+    if (root / "models" / formats.MANIFEST_FILE).is_file():
+        return _with_version(_locate_manifest(root / "models" / formats.MANIFEST_FILE, artifact), version, "bundle")
+    candidates = [root / entry["path"] for entry in bundle.models]
     chosen = _pick([(c, c.suffix.lower(), c.name) for c in candidates], artifact, path)
-    labels = next((p for p in (chosen.parent / LABELS_FILE, root / LABELS_FILE) if p.is_file()), None)
+    labels = next((p for p in (chosen.parent / formats.LABELS_FILE, root / formats.LABELS_FILE) if p.is_file()),
+                  None)
     return ModelSource(chosen, labels, version, "bundle")
 
 
 def _locate_manifest(path: Path, artifact: Optional[str]) -> ModelSource:
-    manifest = _read_json(path)
-    artifacts = manifest.get("artifacts")
-    if not isinstance(artifacts, list) or not artifacts:
-        raise ModelLoadError(f"{path}: no artifacts listed; re-run edgeml convert")
-    usable = [a for a in artifacts if (a.get("validation") or {}).get("passed", True)]
+    manifest = read_conversion_manifest(path)
+    # Model files only: TFLM sources (format "tflm", a .cc) are for a microcontroller build, not for this runtime.
+    usable = [artifact for artifact in manifest.passing if formats.format_of_path(artifact.file)]
     if not usable:
         raise ModelLoadError(f"{path}: every artifact failed its conversion check; fix the conversion first")
-    entries = [(path.parent / a["path"], a.get("quantization") or "", a.get("format") or "") for a in usable]
-    chosen = _pick(entries, artifact, path)
-    labels_name = (manifest.get("metadata") or {}).get("labels")
-    labels = path.parent / labels_name if labels_name else path.parent / LABELS_FILE
-    sha = next((a.get("sha256") for a in usable if path.parent / a["path"] == chosen), None)
+    chosen = _pick([(a.file, a.quantization, a.format) for a in usable], artifact, path)
+    sha = next((a.sha256 for a in usable if a.file == chosen), None)
     version = sha[:12] if sha else file_version(chosen)
+    labels = manifest.labels_file
     return ModelSource(chosen, labels if labels.is_file() else None, version, "manifest")
 
 
@@ -139,7 +130,7 @@ def _pick(entries: List[tuple], artifact: Optional[str], listed_in: Path) -> Pat
     if not runnable:
         names = ", ".join(e[0].name for e in entries) or "none"
         raise ModelLoadError(f"{listed_in}: no installed backend runs its models ({names}); "
-                             "pip install 'edgeml-runtime[litert]' or 'edgeml-runtime[onnx]'")
+                             f"{' or '.join(formats.install_hint(fmt) for fmt in formats.FORMATS)}")
     return _existing(runnable[0], listed_in)
 
 
@@ -150,26 +141,16 @@ def _existing(path: Path, listed_in: Path) -> Path:
 
 
 def _backend_installed(path: Path) -> bool:
-    import importlib.util
-
-    fmt = "tflite" if path.suffix.lower() == ".tflite" else "onnx"
-    return any(importlib.util.find_spec(module) is not None for module in BACKEND_MODULES[fmt])
+    fmt = formats.format_of_path(path)
+    return fmt is not None and formats.backend_installed(fmt)
 
 
 def _with_version(source: ModelSource, version: str, kind: Optional[str] = None) -> ModelSource:
     return ModelSource(source.model, source.labels, version, kind or source.kind)
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(f"{path}: not readable JSON ({error})") from None
-    if not isinstance(payload, dict):
-        raise ModelLoadError(f"{path}: expected a JSON object")
-    return payload
-
-
 def file_version(path: Path) -> str:
     """A model file's version when nothing names one: the first 12 hex digits of its sha256."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    from edgeml_runtime.files import sha256_file
+
+    return sha256_file(path)[:12]

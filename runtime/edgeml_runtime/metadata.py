@@ -9,7 +9,6 @@ filled), images as NHWC pixels. Scaling happens inside the model, so nothing her
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +16,12 @@ from typing import Any, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from edgeml_runtime.documents import read_json_object
 from edgeml_runtime.errors import InputError, ModelLoadError
+from edgeml_runtime.formats import LABELS_SCHEMA
 
 __all__ = ["CLASSIFICATION", "LABELS_SCHEMA", "REGRESSION", "ModelMetadata", "encode_records", "read_labels"]
 
-LABELS_SCHEMA = "edgeml.labels/1"
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 TASKS = (CLASSIFICATION, REGRESSION)
@@ -55,14 +55,9 @@ class ModelMetadata:
 def read_labels(path: Path) -> ModelMetadata:
     """Parse labels.json; a damaged or foreign file is a ModelLoadError naming the file and the fix."""
     path = Path(path)
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelLoadError(f"labels file not found: {path}") from None
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(f"{path}: not readable JSON ({error}); re-run edgeml train to rewrite it") from None
-    if not isinstance(payload, dict) or payload.get("schema") != LABELS_SCHEMA:
-        schema = payload.get("schema") if isinstance(payload, dict) else None
+    payload = read_json_object(path, "labels file")
+    if payload.get("schema") != LABELS_SCHEMA:
+        schema = payload.get("schema")
         raise ModelLoadError(f"{path}: schema {schema!r} is not {LABELS_SCHEMA}; pass the labels.json "
                              "written by edgeml train")
     task = payload.get("task")

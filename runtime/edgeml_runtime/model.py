@@ -32,7 +32,7 @@ def load(
     started = time.perf_counter()
     model_bytes = _read_model(path)
     fmt = model_format(path, model_bytes[:8])
-    session = open_session(model_bytes, fmt, backend, threads)
+    session = open_session(model_bytes, fmt, backend, threads, model_path=path)
     init_ms = (time.perf_counter() - started) * 1000.0
     return Model(path, model_bytes, fmt, session, backend=backend, threads=threads, init_ms=init_ms)
 
@@ -94,6 +94,12 @@ class Model:
                 return spec.dtype
         return None
 
+    def graph(self) -> Dict[str, Any]:
+        """What the backend can tell of the graph: `ops` (operator name -> count) and `parameters`
+        (values held in constant tensors); None where the backend does not expose them."""
+        describe = getattr(self._first_session, "graph", None)
+        return describe() if describe else {"ops": None, "parameters": None}
+
     def run(self, feeds: Any, *, raw: bool = False, allow_nonfinite: bool = False) -> Dict[str, np.ndarray]:
         """Run one inference. Returns outputs by name; quantized outputs are dequantized unless raw=True."""
         session = self._session()
@@ -111,7 +117,8 @@ class Model:
             from edgeml_runtime.backends import open_session
 
             with self._sessions_lock:  # creating interpreters concurrently gains nothing and uses memory
-                session = open_session(self._bytes, self.format, self._first_session.name, self.threads)
+                session = open_session(self._bytes, self.format, self._first_session.name, self.threads,
+                                       model_path=self.path)
             self._local.session = session
         return session
 

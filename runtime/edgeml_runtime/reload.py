@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from edgeml_runtime import formats
 from edgeml_runtime.errors import CheckFailed, EdgeMLError, ModelLoadError
 from edgeml_runtime.locate import current_release, is_deployment
 from edgeml_runtime.predictor import Predictor
@@ -118,7 +119,7 @@ class ReloadingPredictor:
     def check_now(self, *, retry_refused: bool = False) -> bool:
         """Look at `current` once; load, test and swap in a new release. True when a swap happened."""
         with self._check_lock:
-            target = Path(os.path.realpath(self.deployment / "current"))
+            target = Path(os.path.realpath(self.deployment / formats.CURRENT_LINK))
             if target == self.release or (target == self._refused_release and not retry_refused):
                 return False
             started = time.perf_counter()

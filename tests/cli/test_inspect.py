@@ -5,14 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-DATA = Path(__file__).resolve().parent.parent / "runtime" / "data"
-
-
-def edgeml(*args):
-    return subprocess.run([sys.executable, "-m", "edgeml", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+from tests.support.cli import edgeml
+from tests.support.models import DATA
 
 
 def test_tflite_int8_report():

@@ -13,7 +13,6 @@ import shutil
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from edgeml_converters import (
     CalibrationError,
     ConversionError,
@@ -23,6 +22,8 @@ from edgeml_converters import (
     convert,
 )
 from edgeml_runtime import ModelLoadError
+
+from tests.support.cli import invoke
 
 pytestmark = pytest.mark.slow
 
@@ -129,11 +130,11 @@ def test_subclassed_model_with_dynamic_batch(models, tmp_path):
 
 
 def test_keras2_h5_with_depthwise_conv_loads_through_tf_keras(models, tmp_path):
-    messages = []
-    manifest = _convert(models.paths.legacy, tmp_path / "out", formats=("tflite",), progress=messages.append)
+    events = []
+    manifest = _convert(models.paths.legacy, tmp_path / "out", formats=("tflite",), progress=events.append)
     assert manifest["source"]["kind"] == "h5"
     assert manifest["source"]["loader"].startswith("tf_keras")
-    assert any("loaded with tf_keras" in message for message in messages)
+    assert any(event.level == "note" and "loaded with tf_keras" in event.message for event in events)
     assert manifest["artifacts"][0]["validation"]["passed"]
 
 
@@ -165,11 +166,11 @@ def test_flex_ops_are_refused_with_their_names_and_existing_output_stays(models,
     assert read_tree(out) == before  # the failed conversion left the existing output untouched
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # and no staging directory behind
 
-    messages = []
-    manifest = _convert(models.paths.flex, out, formats=("tflite",), allow_flex=True, progress=messages.append)
+    events = []
+    manifest = _convert(models.paths.flex, out, formats=("tflite",), allow_flex=True, progress=events.append)
     entry = manifest["artifacts"][0]
     assert entry["flex_ops"] == ["MatrixInverse"]
-    assert any(m.startswith("warning") and "MatrixInverse" in m for m in messages)
+    assert any(event.level == "warning" and "MatrixInverse" in event.message for event in events)
     # LiteRT cannot run Flex ops, so the artifact is reported as not validated (and the run still succeeds).
     assert entry["validation"]["passed"] is False and "needs Flex ops MatrixInverse" in entry["validation"]["error"]
 
@@ -222,32 +223,49 @@ def test_calibration_and_labels_next_to_the_model_are_used(models, tmp_path):
     shutil.copy(models.paths.sequential, folder / "model.keras")
     np.savez(folder / "calibration.npz", features=models.x[:120])
     (folder / "labels.json").write_text(json.dumps({"classes": ["a", "b", "c"]}))
-    messages = []
-    manifest = _convert(folder / "model.keras", None, formats=("onnx",), modes=("int8",), progress=messages.append)
+    events = []
+    manifest = _convert(folder / "model.keras", None, formats=("onnx",), modes=("int8",), progress=events.append)
     out = tmp_path / "trained" / "model-edgeml"
     assert manifest["calibration"]["source"] == str(folder / "calibration.npz")
     assert manifest["calibration"]["samples"] == 96  # every fifth of 120 samples is held back for validation
-    assert any("calibration data found next to the model" in m for m in messages)
+    assert any(event.level == "note" and "calibration data found next to the model" in event.message
+               for event in events)
     assert manifest["metadata"] == {"labels": "labels.json"}
     assert json.loads((out / "labels.json").read_text())["classes"] == ["a", "b", "c"]
     assert _artifact(manifest, "model.int8.onnx")["validation"]["samples"] == 24
 
 
 def test_run_isolated_turns_a_native_crash_into_an_error():
-    from converters_crash_helper import abort_after_progress
     from edgeml_converters.isolation import run_isolated
+
+    from tests.converters.converters_crash_helper import abort_after_progress
 
     with pytest.raises(ConversionError, match=r"died \(signal SIGABRT\) during 'converting the crashing op'"):
         run_isolated(abort_after_progress, {})
+
+
+def test_run_isolated_passes_progress_events_from_the_child():
+    from edgeml_converters.isolation import run_isolated
+    from edgeml_runtime.progress import ProgressEvent
+
+    from tests.converters.converters_crash_helper import count_samples
+
+    events = []
+    result = run_isolated(count_samples, {"total": 3}, events.append)
+    assert result["samples"] == 3 and result["pid"] != os.getpid()  # it really ran in another process
+    assert events == [
+        ProgressEvent("calibrate", "calibrating", 1, 3),
+        ProgressEvent("calibrate", "calibrating", 2, 3),
+        ProgressEvent("calibrate", "calibrating", 3, 3),
+        ProgressEvent("export", "a warning from the child", level="warning"),
+    ]
 
 
 # --- the command line (CliRunner; the conversion runs in a child process as for users) -------------
 
 
 def _cli(args):
-    from edgeml.cli import cli
-
-    return CliRunner().invoke(cli, args)
+    return invoke(*args)
 
 
 def test_cli_int8_without_calibration_exits_2_and_explains(models, tmp_path):
@@ -276,6 +294,33 @@ def test_cli_json_output(models, tmp_path):
     assert result.exit_code == 0, result.stderr
     manifest = json.loads(result.stdout)
     assert [entry["path"] for entry in manifest["artifacts"]] == ["model.fp32.onnx"]
+
+
+def test_piped_cli_prints_one_line_per_step_and_json_stays_clean(models, tmp_path):
+    """As in `edgeml convert ... --json | jq` or a CI log: stderr is a pipe, not a terminal."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "edgeml", "convert", str(models.paths.saved_model), "--int8", "--calibration",
+         "synthetic", "--calibration-samples", "50", "--json", "-o", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(result.stdout)  # nothing but the manifest on stdout
+    assert manifest == json.loads((out / "manifest.json").read_text())
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("loaded saved_model with tf.saved_model "), result.stderr
+    for step in ("running the original model on 64 validation samples",
+                 "converting to TFLite fp32", "validating model.fp32.tflite", "converting to TFLite int8",
+                 "validating model.int8.tflite", "converting to ONNX (tf2onnx)", "making ONNX int8",
+                 "validating model.int8.onnx", f"wrote 4 artifact(s) and manifest.json to {out}"):
+        assert step in lines, (step, result.stderr)
+    # A counter prints once, when it is complete (50 samples are counted at 25 and 50).
+    assert lines.count("calibrating TFLite int8 [50/50]") == 1 and lines.count("calibrating ONNX int8 [50/50]") == 1
+    assert "[25/50]" not in result.stderr
+    assert not any("\x1b" in line for line in lines)  # no live status or colour codes in a pipe
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="switches to user 'nobody' (needs root)")
@@ -308,12 +353,12 @@ def test_saved_model_that_tf_saved_model_load_rejects_still_converts(models, tmp
     source = models.paths.tf1_multi_metagraph
     with pytest.raises(ValueError, match="requires a `tags=` argument"):
         tf.saved_model.load(str(source))  # the fixture really is one that `load` rejects
-    messages = []
+    events = []
     out = tmp_path / "out"
-    manifest = _convert(source, out, progress=messages.append)
+    manifest = _convert(source, out, progress=events.append)
     assert manifest["source"]["loader"].startswith("tf.compat.v1.saved_model.loader")
     assert "tf.saved_model.load rejected it" in manifest["source"]["loader"]
-    assert any("loaded its 'serve' MetaGraph with the TF1 loader" in m for m in messages)
+    assert any("loaded its 'serve' MetaGraph with the TF1 loader" in event.message for event in events)
     import edgeml_runtime
 
     x = np.linspace(-2, 2, 7 * 4, dtype="float32").reshape(7, 4)

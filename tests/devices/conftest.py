@@ -5,7 +5,9 @@ from __future__ import annotations
 import platform
 
 import pytest
-from device_helpers import edgeml, make_onnx_model
+
+from tests.devices.device_helpers import make_onnx_model
+from tests.support.cli import edgeml
 
 
 @pytest.fixture(scope="session")

@@ -1,22 +1,11 @@
-"""Helpers for the device tests: run the real CLI, make tiny real ONNX models."""
+"""Helpers for the device tests: tiny real ONNX models (the CLI runs through tests.support.cli)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-
-def edgeml(*args, check_exit=None, env=None, timeout=600):
-    """Run the real `edgeml` CLI in a subprocess; returns CompletedProcess (text)."""
-    done = subprocess.run([sys.executable, "-m", "edgeml", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=timeout)
-    if check_exit is not None:
-        assert done.returncode == check_exit, f"exit {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}"
-    return done
 
 
 def make_onnx_model(path: Path, seed: int) -> Path:

@@ -8,7 +8,9 @@ import os
 import tarfile
 
 import pytest
-from device_helpers import edgeml, make_onnx_model
+
+from tests.devices.device_helpers import make_onnx_model
+from tests.support.cli import edgeml
 
 pytestmark = pytest.mark.slow  # downloads wheels on the first run (cached in ~/.cache/edgeml/wheels)
 

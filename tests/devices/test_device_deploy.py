@@ -1,7 +1,10 @@
 """`edgeml deploy` against a real OpenSSH server on 127.0.0.1, with real bundles (real numpy and
-onnxruntime wheels installed offline into a venv on the "device"). The tests run in order and share
-one device directory: deploy v1, deploy v2, bench, status, roll back, then every failure path, each of
-which must leave the previous release active and working."""
+onnxruntime wheels installed offline into a venv on the "device"): deploy v1, deploy v2, bench, status,
+roll back, then every failure path, each of which must leave the previous release active and working.
+
+Every test has a device directory of its own, in a known state: empty, or with v1 (then v2) deployed.
+Those states are made once per module by real deploys and each test works on a copy, so the tests do not
+depend on each other or on their order (`-k` picks any of them)."""
 
 from __future__ import annotations
 
@@ -16,17 +19,54 @@ import time
 
 import numpy as np
 import pytest
-from device_helpers import edgeml
+
+from tests.support.cli import command, edgeml
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def device(sshd, tmp_path_factory):
-    """(login, deploy dir on the 'device', `edgeml deploy` options reaching it)."""
-    login = sshd.login()
-    remote_dir = tmp_path_factory.mktemp("device") / "edgeml"
+def reach(login, remote_dir):
+    """A device: (login, deploy dir on the 'device', `edgeml deploy` options reaching it)."""
     return login, remote_dir, [*login.deploy_args(), "--dir", str(remote_dir)]
+
+
+@pytest.fixture(scope="module")
+def deployed_states(sshd, bundles, tmp_path_factory):
+    """Deploy directories made once by real deploys: "v1" (v1 deployed) and "v2" (v1, then v2: current v2,
+    previous v1). Tests never change these, only their own copies (`device_at`)."""
+    login, root, states = sshd.login(), tmp_path_factory.mktemp("deployed"), {}
+    for version, before in (("v1", None), ("v2", "v1")):
+        state = root / version / "edgeml"
+        if before:
+            shutil.copytree(states[before], state, symlinks=True)
+        edgeml("deploy", bundles[version], *reach(login, state)[2], check_exit=0)
+        states[version] = state
+    return states
+
+
+@pytest.fixture
+def empty_device(sshd, tmp_path):
+    """A device nothing was deployed to."""
+    return reach(sshd.login(), tmp_path / "device" / "edgeml")
+
+
+@pytest.fixture
+def device_at(sshd, deployed_states, tmp_path):
+    """device_at("v1"): a device of this test's own, a copy of that deployed state (the copy's releases
+    and links are what the deploys left: relative links, venvs that run where they are)."""
+
+    def copy(version: str):
+        remote_dir = tmp_path / "device" / "edgeml"
+        shutil.copytree(deployed_states[version], remote_dir, symlinks=True)
+        return reach(sshd.login(), remote_dir)
+
+    return copy
+
+
+@pytest.fixture
+def device(device_at):
+    """A device of this test's own where v1, then v2 were deployed: current v2, previous v1."""
+    return device_at("v2")
 
 
 def deploy(device, *args, check_exit=None, env=None):
@@ -62,25 +102,26 @@ def assert_current_works(device, version: str, bundles) -> None:
     np.testing.assert_allclose(np.array(json.loads(done.stdout)), expected, atol=1e-6)
 
 
-def test_deploy_first_release_runs_without_tensorflow(device, bundles):
-    done = deploy(device, bundles["v1"], "--json", check_exit=0)
+def test_deploy_first_release_runs_without_tensorflow(empty_device, bundles):
+    done = deploy(empty_device, bundles["v1"], "--json", check_exit=0)
     result = json.loads(done.stdout)[0]
     assert result["ok"] and result["action"] == "activated" and result["version"] == "v1"
     assert result["previous"] is None
-    assert_current_works(device, "v1", bundles)
-    probe = run_on_device(device, "v1", "import tensorflow")
+    assert_current_works(empty_device, "v1", bundles)
+    probe = run_on_device(empty_device, "v1", "import tensorflow")
     assert probe.returncode != 0 and "No module named 'tensorflow'" in probe.stderr
-    packages = run_on_device(device, "v1", "import importlib.metadata as m; "
-                                           "print(sorted(d.metadata['Name'].lower() for d in m.distributions()))")
+    packages = run_on_device(empty_device, "v1", "import importlib.metadata as m; "
+                                                 "print(sorted(d.metadata['Name'].lower() for d in m.distributions()))")
     assert "onnxruntime" in packages.stdout and "tensorflow" not in packages.stdout
-    _, remote_dir, _ = device  # the "device" is this machine, so its files can be read directly
+    _, remote_dir, _ = empty_device  # the "device" is this machine, so its files can be read directly
     unit = (remote_dir / "current" / "edgeml-serve.service").read_text()
     # The unit starts the active release's venv through `current`, so it keeps working across deploys.
     assert f"ExecStart={remote_dir}/current/venv/bin/python -m edgeml_runtime serve {remote_dir}" in unit
     assert "Restart=on-failure" in unit
 
 
-def test_deploy_second_release_keeps_the_first(device, bundles):
+def test_deploy_second_release_keeps_the_first(device_at, bundles):
+    device = device_at("v1")
     done = deploy(device, bundles["v2"], check_exit=0)
     assert "activated" in done.stdout and "upload" in done.stderr and "smoke" in done.stderr
     assert_current_works(device, "v2", bundles)
@@ -152,8 +193,8 @@ def test_corruption_in_transit_is_detected(device, bundles, tmp_path):
 
 
 def test_killed_deploy_keeps_previous_release(device, bundles):
-    command = [sys.executable, "-m", "edgeml", "deploy", str(bundles["v3"]), *device[2]]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(command("edgeml", "deploy", bundles["v3"], *device[2]), stderr=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, text=True)
     for line in process.stderr:  # wait until the device is installing the upload, then kill
         if ": install:" in line or ": smoke:" in line:
             break
@@ -182,14 +223,14 @@ def test_several_hosts_one_unreachable(device, bundles):
     assert "1 of 2 host(s) failed" in done.stderr
 
 
-def test_bad_invocations_exit_2_with_one_line(device, tmp_path):
-    missing = deploy(device, tmp_path / "nope.tar.gz", check_exit=2)
+def test_bad_invocations_exit_2_with_one_line(empty_device, tmp_path):
+    missing = deploy(empty_device, tmp_path / "nope.tar.gz", check_exit=2)
     assert "bundle not found" in missing.stderr and "Traceback" not in missing.stderr
-    both = deploy(device, tmp_path / "nope.tar.gz", "--rollback", check_exit=2)
+    both = deploy(empty_device, tmp_path / "nope.tar.gz", "--rollback", check_exit=2)
     assert "give only one of" in both.stderr
     not_bundle = tmp_path / "x.tar.gz"
     not_bundle.write_bytes(b"not a tarball")
-    assert "not a readable edgeml bundle" in deploy(device, not_bundle, check_exit=2).stderr
+    assert "not a readable edgeml bundle" in deploy(empty_device, not_bundle, check_exit=2).stderr
 
 
 def _rewrite_bundle(source, target, version):

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from device_helpers import edgeml
 
 from edgeml.device.profiles import ProfileError, get_profile, load_profiles
 from edgeml.device.wheels import expand_platforms
+from tests.support.cli import edgeml
 
 SHIPPED = {"rpi5", "rpi4", "rpi3", "rpi-zero2w", "rpi-32bit", "jetson-orin-nano", "generic-aarch64", "generic-x86_64"}
 

@@ -4,18 +4,13 @@ set), where that is a failure: CI must really run them."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest
 
+from tests.support.marks import unavailable
+
 TARGET = "rpi4"
-
-
-def unavailable(reason: str):
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the emulated Pi tests, but: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -23,13 +18,13 @@ def emulated_pi():
     from edgeml.emulation import EmulationError, build
 
     try:
-        return build(TARGET, log=lambda message: print(message, file=sys.stderr))
+        return build(TARGET, progress=lambda event: print(event.message, file=sys.stderr))
     except EmulationError as error:
         unavailable(str(error))
 
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory) -> dict:
-    from emulated_models import make_models
+    from tests.emulated.emulated_models import make_models
 
     return make_models(tmp_path_factory.mktemp("emulated-models"))

@@ -4,10 +4,10 @@ JSON that says aarch64 and marks the run as emulated (its latency is not the Pi'
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+
+from tests.support.cli import runtime_cli
 
 pytestmark = [pytest.mark.emulated, pytest.mark.slow]
 
@@ -48,8 +48,7 @@ def test_bench_table_on_emulated_pi_says_emulated(emulated_pi, models):
 
 def test_host_bench_is_not_marked_emulated(models):
     """The marker comes from the emulated Pi, not from the runtime's defaults."""
-    done = subprocess.run([sys.executable, "-m", "edgeml_runtime", "bench", str(models["tflite_int8"]), *QUICK],
-                          capture_output=True, text=True, timeout=300)
+    done = runtime_cli("bench", models["tflite_int8"], *QUICK, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     machine = json.loads(done.stdout)["machine"]
     assert machine["emulated"] is None

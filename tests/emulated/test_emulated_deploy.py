@@ -5,17 +5,12 @@ and benchmarks: the bench JSON says aarch64 and emulated."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
+from tests.support.cli import edgeml
+
 pytestmark = [pytest.mark.emulated, pytest.mark.ssh, pytest.mark.slow]
-
-
-def edgeml(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "edgeml", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +26,8 @@ def pi_login(sshd, emulated_pi):
 @pytest.fixture(scope="module")
 def rpi4_bundle(models, tmp_path_factory):
     bundle = tmp_path_factory.mktemp("rpi4-bundle") / "tiny-rpi4.tar.gz"
-    done = edgeml("bundle", models["tflite_int8"], "--device", "rpi4", "--version", "v1", "-o", bundle, "--json")
+    done = edgeml("bundle", models["tflite_int8"], "--device", "rpi4", "--version", "v1", "-o", bundle, "--json",
+                  timeout=900)
     assert done.returncode == 0, done.stderr
     manifest = json.loads(done.stdout)["manifest"]
     assert manifest["device"]["arch"] == "aarch64"
@@ -44,7 +40,7 @@ def rpi4_bundle(models, tmp_path_factory):
 def test_deploy_bundle_to_emulated_pi_and_bench(pi_login, rpi4_bundle, tmp_path):
     deploy_dir = tmp_path / "device"
     done = edgeml("deploy", rpi4_bundle, *pi_login.deploy_args(), "--dir", deploy_dir, "--bench", "--runs", "5",
-                  "--threads", "1", "--json")
+                  "--threads", "1", "--json", timeout=900)
     assert done.returncode == 0, f"stdout: {done.stdout}\nstderr: {done.stderr}"
     (result,) = json.loads(done.stdout)
     assert result["ok"] and result["version"] == "v1", result

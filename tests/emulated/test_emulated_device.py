@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from edgeml.emulation import build, status
+from tests.support.cli import edgeml
 
 pytestmark = pytest.mark.emulated
 
@@ -70,15 +70,13 @@ def test_warm_build_changes_nothing(emulated_pi):
 
 
 def test_cli_runs_a_command_and_returns_its_exit_code(emulated_pi):
-    edgeml = [sys.executable, "-m", "edgeml", "devices", "emulate", emulated_pi.target.name, "--"]
-    done = subprocess.run([*edgeml, "python3", "-c", "import platform, sys; print(platform.machine()); sys.exit(3)"],
-                          capture_output=True, text=True, timeout=300)
+    done = edgeml("devices", "emulate", emulated_pi.target.name, "--", "python3", "-c",
+                  "import platform, sys; print(platform.machine()); sys.exit(3)", timeout=300)
     assert (done.returncode, done.stdout.strip()) == (3, "aarch64"), done.stderr
 
 
 def test_cli_unknown_program_is_a_one_line_error(emulated_pi):
-    done = subprocess.run([sys.executable, "-m", "edgeml", "devices", "emulate", emulated_pi.target.name, "--",
-                           "no-such-program"], capture_output=True, text=True, timeout=120)
+    done = edgeml("devices", "emulate", emulated_pi.target.name, "--", "no-such-program", timeout=120)
     assert done.returncode == 2
     assert "'no-such-program' is not a program on the emulated rpi4" in done.stderr
     assert "Traceback" not in done.stderr

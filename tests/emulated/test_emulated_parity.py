@@ -10,10 +10,11 @@ import json
 from pathlib import Path
 
 import edgeml_runtime
-import emulated_run_models
 import numpy as np
 import pytest
-from emulated_models import IMAGE_SHAPE, onnx_output_step
+
+from tests.emulated import emulated_run_models
+from tests.emulated.emulated_models import IMAGE_SHAPE, onnx_output_step
 
 pytestmark = [pytest.mark.emulated, pytest.mark.slow]
 

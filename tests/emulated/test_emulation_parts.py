@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -13,6 +11,7 @@ from edgeml.emulation import EmulationError, Layout, get_target
 from edgeml.emulation.launcher import launcher_script
 from edgeml.emulation.mirror import debian_mirror
 from edgeml.emulation.wheels import pip_platform_args
+from tests.support.cli import edgeml
 
 DEB822 = """\
 Types: deb
@@ -107,10 +106,24 @@ def test_unknown_target_lists_the_known_ones():
 def test_unreachable_mirror_fails_naming_the_step(tmp_path):
     """Nothing listens on 127.0.0.1:9: the first download fails, with the step and apt's reason."""
     env = {**os.environ, "EDGEML_CACHE": str(tmp_path), "EDGEML_DEBIAN_MIRROR": "http://127.0.0.1:9/debian"}
-    done = subprocess.run([sys.executable, "-m", "edgeml", "devices", "emulate", "rpi4"], capture_output=True,
-                          text=True, env=env, timeout=120)
+    done = edgeml("devices", "emulate", "rpi4", env=env, timeout=120)
     assert done.returncode == 2
     error = done.stderr.strip().splitlines()[-1]
     assert error.startswith("error: emulated device: step 'download qemu-user from Debian trixie' failed:")
     assert "127.0.0.1:9" in error and "Traceback" not in done.stderr
     assert not (tmp_path / "emulated" / "qemu-trixie").exists()  # nothing half-built left looking finished
+
+
+def test_build_steps_report_progress_events_and_print_nothing(tmp_path, monkeypatch, capsys):
+    """Copying this checkout's runtime (no emulator needed): one event when it changed, none when cached."""
+    from edgeml.emulation.wheels import install_runtime_source
+
+    monkeypatch.setenv("EDGEML_CACHE", str(tmp_path))
+    layout = Layout.for_target(get_target("rpi4"))
+    events = []
+    assert install_runtime_source(layout, events.append)
+    assert [(event.stage, event.level) for event in events] == [("runtime", "info")]
+    assert events[0].message.startswith("edgeml_runtime copied from ")
+    assert (layout.runtime / "edgeml_runtime" / "progress.py").is_file()
+    assert not install_runtime_source(layout, events.append) and len(events) == 1  # cached: nothing to say
+    assert capsys.readouterr() == ("", "")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from runtime_models import DATA
+
+from tests.support.models import DATA
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ import textwrap
 
 import edgeml_runtime as er
 import pytest
-from runtime_models import model_params
+
+from tests.support.marks import model_params
 
 
 def test_missing_file(tmp_path):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from runtime_models import model_params
+
+from tests.support.cli import runtime_cli
+from tests.support.marks import model_params
 
 BENCH_KEYS = {
     "schema", "model", "model_bytes", "format", "quantization", "backend", "backend_version", "threads",
@@ -17,17 +17,9 @@ BENCH_KEYS = {
 }
 
 
-def runtime_cli(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "edgeml_runtime", *map(str, args)], capture_output=True,
-                            text=True, timeout=300)
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}: {result.stderr}")
-    return result
-
-
 @model_params("mlp_int8.tflite", "mlp_fp32.onnx")
 def test_info_json(data_dir, model_file):
-    info = json.loads(runtime_cli("info", data_dir / model_file, "--json").stdout)
+    info = json.loads(runtime_cli("info", data_dir / model_file, "--json", check_exit=0).stdout)
     assert info["inputs"][0]["name"] == "features"
     assert info["inputs"][0]["shape"] == [None, 8]
     if model_file.endswith("int8.tflite"):
@@ -40,7 +32,7 @@ def test_run_reads_npy_and_writes_npy_equal_to_the_api(tmp_path, data_dir, refer
     import edgeml_runtime as er
 
     np.save(tmp_path / "x.npy", reference["mlp_inputs"])
-    runtime_cli("run", data_dir / model_file, "--input", tmp_path / "x.npy", "-o", tmp_path / "y.npy")
+    runtime_cli("run", data_dir / model_file, "--input", tmp_path / "x.npy", "-o", tmp_path / "y.npy", check_exit=0)
     expected = next(iter(er.load(data_dir / model_file).run(reference["mlp_inputs"]).values()))
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), expected)
 
@@ -48,12 +40,11 @@ def test_run_reads_npy_and_writes_npy_equal_to_the_api(tmp_path, data_dir, refer
 @model_params("two_io_fp32.onnx")
 def test_run_npz_by_name_to_npz(tmp_path, data_dir, reference, model_file):
     np.savez(tmp_path / "x.npz", image=reference["two_io_image"], meta=reference["two_io_meta"])
-    runtime_cli("run", data_dir / model_file, "-i", tmp_path / "x.npz", "-o", tmp_path / "y.npz")
+    runtime_cli("run", data_dir / model_file, "-i", tmp_path / "x.npz", "-o", tmp_path / "y.npz", check_exit=0)
     with np.load(tmp_path / "y.npz") as outputs:
         shapes = sorted(outputs[key].shape for key in outputs.files)
     assert shapes == [(2, 1), (2, 3)]
-    refused = runtime_cli("run", data_dir / model_file, "-i", tmp_path / "x.npz", "-o", tmp_path / "y.npy",
-                          check=False)
+    refused = runtime_cli("run", data_dir / model_file, "-i", tmp_path / "x.npz", "-o", tmp_path / "y.npy")
     assert refused.returncode == 2
     assert "write them to a .npz file" in refused.stderr
 
@@ -61,7 +52,7 @@ def test_run_npz_by_name_to_npz(tmp_path, data_dir, reference, model_file):
 @model_params("mlp_int8.tflite", "mlp_fp32.onnx")
 def test_bench_json_has_exactly_the_schema(data_dir, model_file):
     result = json.loads(runtime_cli("bench", data_dir / model_file, "--runs", "20", "--min-seconds", "0",
-                                    "--warmup-seconds", "0", "--json", "--threads", "1").stdout)
+                                    "--warmup-seconds", "0", "--json", "--threads", "1", check_exit=0).stdout)
     assert set(result) == BENCH_KEYS
     assert result["schema"] == "edgeml.bench/1"
     assert result["runs"] >= 20 and result["threads"] == 1
@@ -84,7 +75,7 @@ def test_bad_models_exit_2_with_one_line_and_no_traceback(tmp_path, content, mes
     path = tmp_path / "model.tflite"
     if content is not None:
         path.write_bytes(content)
-    result = runtime_cli("info", path, check=False)
+    result = runtime_cli("info", path)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -94,7 +85,7 @@ def test_bad_models_exit_2_with_one_line_and_no_traceback(tmp_path, content, mes
 @model_params("mlp_fp32.tflite")
 def test_wrong_input_file_exit_2(tmp_path, data_dir, model_file):
     np.save(tmp_path / "x.npy", np.zeros((1, 5), np.float32))
-    result = runtime_cli("run", data_dir / model_file, "-i", tmp_path / "x.npy", check=False)
+    result = runtime_cli("run", data_dir / model_file, "-i", tmp_path / "x.npy")
     assert result.returncode == 2
     assert "input 'features': expected shape (None, 8) float32, got (1, 5) float32" in result.stderr
     assert "Traceback" not in result.stderr

@@ -5,14 +5,14 @@ from __future__ import annotations
 import edgeml_runtime as er
 import numpy as np
 import pytest
-from runtime_models import model_params
+
+from tests.support.marks import model_params
+from tests.support.models import backend_installed
 
 
 @pytest.fixture(params=["mlp_fp32.tflite", "mlp_fp32.onnx"])
 def mlp(request, data_dir):
-    from runtime_models import FORMAT_BACKEND, backend_installed
-
-    if not backend_installed(FORMAT_BACKEND[data_dir.joinpath(request.param).suffix]):
+    if not backend_installed(request.param):
         pytest.skip("backend not installed")
     return er.load(data_dir / request.param)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import edgeml_runtime as er
 import numpy as np
 import pytest
-from runtime_models import model_params
+
+from tests.support.marks import model_params
 
 # Float32 TFLite/ONNX against Keras on the same CPU: differences are float rounding of a 2-layer MLP,
 # orders of magnitude below 1e-5 on outputs in [0, 1].

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import edgeml_runtime
 import pytest
-from runtime_models import DATA, backend_installed
+
+from tests.support.models import DATA, backend_installed
 
 FORBIDDEN = ("tensorflow", "keras", "tf_keras", "onnx", "tf2onnx")
 RUNTIME_SOURCE = Path(edgeml_runtime.__file__).parent
@@ -24,7 +25,7 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 
 def test_loading_and_running_every_format_imports_no_heavy_framework():
     models = [str(DATA / name) for name in ("mlp_fp32.tflite", "mlp_int8.tflite", "mlp_fp32.onnx")
-              if backend_installed("litert" if name.endswith("tflite") else "onnxruntime")]
+              if backend_installed(name)]
     result = run_python(
         f"""
         import sys, edgeml_runtime as er

@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import edgeml_runtime as er
 import numpy as np
-from runtime_models import model_params
+
+from tests.support.marks import model_params
 
 
 @model_params("mlp_fp32.tflite", "mlp_int8.tflite", "mlp_fp32.onnx")

@@ -1,6 +1,5 @@
-"""Helpers for the serving tests: releases built from the committed tiny models, a started Mosquitto
-(local_servers.Broker) or a skip, and an MQTT test client. (A module, not a package: the test
-modules import it by name, as tests/runtime does with runtime_models.)"""
+"""Helpers for the serving tests: releases built from the committed tiny models (tests.support.models),
+a started Mosquitto (tests.support.local_servers.Broker) or a skip, and an MQTT test client."""
 
 from __future__ import annotations
 
@@ -10,15 +9,10 @@ import shutil
 import time
 from pathlib import Path
 
-import pytest
-from local_servers import Broker, ToolMissing, free_port
+from tests.support.local_servers import Broker, ToolMissing, free_port
+from tests.support.marks import unavailable
+from tests.support.models import MLP_FP32
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "runtime" / "data"
-MLP_FP32 = DATA / "mlp_fp32.tflite"  # features (None, 8) float32 -> probabilities (None, 4) softmax
-MLP_INT8 = DATA / "mlp_int8.tflite"
-MLP_ONNX = DATA / "mlp_fp32.onnx"
-TWO_IO = DATA / "two_io_fp32.tflite"  # two inputs: an incompatible replacement for the MLP
 CLASSES = ["idle", "walk", "run", "fall"]
 # A table the 8-input MLP could have been trained on: 6 numeric sensor columns + a 2-value category.
 FEATURES = {
@@ -87,13 +81,16 @@ def switch(deployment: Path, version: str) -> None:
 
 
 def broker_or_skip(workdir: Path) -> Broker:
-    """A started Mosquitto; skips the test when mosquitto is missing (fails under CI, which installs it)."""
+    """A started Mosquitto; skips the test when mosquitto or paho-mqtt (the runtime's `mqtt` extra) is
+    missing (fails under CI, which installs both)."""
+    try:
+        import paho.mqtt.client  # noqa: F401  (the bridge and the test client need it)
+    except ImportError:
+        unavailable("paho-mqtt is not installed: pip install 'edgeml-runtime[mqtt]'")
     try:
         broker = Broker(workdir)
     except ToolMissing as missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"{missing}, but CI is set: .ci/run must apt-get install mosquitto")
-        pytest.skip(str(missing))
+        unavailable(str(missing))
     broker.start()
     return broker
 

@@ -14,7 +14,10 @@ import pytest
 from edgeml_runtime import Predictor, ReloadingPredictor
 from edgeml_runtime.serve.http import make_server
 from edgeml_runtime.serve.service import PredictionService
-from serving_support import CLASSES, MLP_INT8, make_release, switch, write_labels
+
+from tests.serving.serving_support import CLASSES, make_release, switch, write_labels
+from tests.support.marks import require_backend_for
+from tests.support.models import MLP_FP32, MLP_INT8
 
 SAMPLES = np.random.default_rng(3).normal(size=(20, 8)).round(4).tolist()
 
@@ -65,8 +68,7 @@ def serve():
 def classifier(tmp_path):
     import shutil
 
-    from serving_support import MLP_FP32
-
+    require_backend_for(MLP_FP32)
     shutil.copyfile(MLP_FP32, tmp_path / MLP_FP32.name)
     write_labels(tmp_path)
     return Predictor.from_model(tmp_path / MLP_FP32.name)

@@ -12,8 +12,9 @@ import urllib.request
 import numpy as np
 import pytest
 from edgeml_runtime import Predictor
-from local_servers import ServeProcess
-from serving_support import MqttPeer
+
+from tests.serving.serving_support import MqttPeer
+from tests.support.local_servers import ServeProcess
 
 pytestmark = pytest.mark.mqtt
 SAMPLES = np.random.default_rng(5).normal(size=(10, 8)).round(4).tolist()

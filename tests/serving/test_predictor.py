@@ -11,7 +11,10 @@ import edgeml_runtime as er
 import numpy as np
 import pytest
 from edgeml_runtime import InputError, ModelLoadError, Predictor
-from serving_support import CLASSES, FEATURES, MLP_FP32, MLP_INT8, MLP_ONNX, TWO_IO, make_release, write_labels
+
+from tests.serving.serving_support import CLASSES, FEATURES, make_release, write_labels
+from tests.support.marks import needs_backend_for, require_backend_for
+from tests.support.models import MLP_FP32, MLP_INT8, MLP_ONNX, TWO_IO
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +25,7 @@ def reference():
 
 @pytest.fixture
 def labelled_model(tmp_path):
+    require_backend_for(MLP_FP32)
     shutil.copyfile(MLP_FP32, tmp_path / MLP_FP32.name)
     write_labels(tmp_path)
     return tmp_path / MLP_FP32.name
@@ -103,6 +107,7 @@ def test_bad_rows_are_named(labelled_model):
         predictor.predict({**row, "ay": "fast"})
 
 
+@needs_backend_for(MLP_ONNX)
 def test_regression_returns_the_raw_array():
     predictor = Predictor.from_model(MLP_ONNX, task="regression")
     sample = np.linspace(-1, 1, 8, dtype=np.float32)
@@ -112,6 +117,7 @@ def test_regression_returns_the_raw_array():
     assert result.label is None and result.to_dict()["value"] == expected.tolist()
 
 
+@needs_backend_for(MLP_INT8)
 def test_int8_model_predicts_real_scores(tmp_path, reference):
     inputs, keras_outputs = reference
     shutil.copyfile(MLP_INT8, tmp_path / MLP_INT8.name)
@@ -122,6 +128,7 @@ def test_int8_model_predicts_real_scores(tmp_path, reference):
     np.testing.assert_allclose(np.stack([r.output for r in results]), keras_outputs, atol=0.02)
 
 
+@needs_backend_for(MLP_FP32)
 def test_labels_of_another_model_are_refused(tmp_path):
     shutil.copyfile(MLP_FP32, tmp_path / MLP_FP32.name)
     write_labels(tmp_path, classes=["a", "b", "c"])
@@ -132,6 +139,7 @@ def test_labels_of_another_model_are_refused(tmp_path):
         Predictor.from_model(tmp_path / MLP_FP32.name)
 
 
+@needs_backend_for(MLP_FP32)
 def test_without_labels_scores_are_numbered(tmp_path):
     predictor = Predictor.from_model(MLP_FP32)
     assert predictor.task == "classification" and predictor.metadata.classes == ["0", "1", "2", "3"]
@@ -153,6 +161,7 @@ def _conversion_dir(tmp_path, *, int8_passed=True):
     return out
 
 
+@needs_backend_for(MLP_INT8, MLP_ONNX)
 def test_from_manifest_picks_an_artifact_and_its_labels(tmp_path):
     out = _conversion_dir(tmp_path)
     first = Predictor.from_manifest(out)
@@ -166,6 +175,7 @@ def test_from_manifest_picks_an_artifact_and_its_labels(tmp_path):
         Predictor.from_manifest(out, artifact="fp16")
 
 
+@needs_backend_for(MLP_ONNX)
 def test_from_manifest_skips_artifacts_that_failed_their_check(tmp_path):
     out = _conversion_dir(tmp_path, int8_passed=False)
     assert Predictor.from_manifest(out).model.path.name == MLP_ONNX.name
@@ -203,6 +213,7 @@ def test_wrong_inputs_say_what_was_expected(labelled_model):
         unlabelled.predict({"x": [0] * 8})
 
 
+@needs_backend_for(TWO_IO)
 def test_two_input_model_takes_a_dict():
     predictor = Predictor.from_model(TWO_IO)
     rng = np.random.default_rng(0)

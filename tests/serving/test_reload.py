@@ -9,7 +9,9 @@ import time
 import numpy as np
 import pytest
 from edgeml_runtime import ModelLoadError, Predictor, ReloadingPredictor
-from serving_support import MLP_INT8, TWO_IO, make_release, switch
+
+from tests.serving.serving_support import make_release, switch
+from tests.support.models import MLP_INT8, TWO_IO
 
 SAMPLE = np.linspace(-2, 2, 8, dtype=np.float32)
 

@@ -11,11 +11,16 @@ import subprocess
 import sys
 import time
 import urllib.request
+from functools import partial
 
 import pytest
 from edgeml_runtime.serve.systemd import exec_line, render_unit, service_python, split_exec_line, unit_name
-from local_servers import ServeProcess, free_port, wait_for_port
-from serving_support import MLP_FP32, MLP_INT8, make_release, switch
+
+from tests.serving.serving_support import make_release, switch
+from tests.support.cli import runtime_cli
+from tests.support.local_servers import ServeProcess, free_port, wait_for_port
+from tests.support.marks import needs_backend_for
+from tests.support.models import MLP_FP32, MLP_INT8
 
 
 def get_json(url, body=None):
@@ -55,9 +60,7 @@ def test_serving_a_deployment_follows_releases_and_stops_cleanly(deployment, tmp
     assert code == 0 and "edgeml_runtime serve: stopped" in serve.stderr
 
 
-def run_serve(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "edgeml_runtime", "serve", *map(str, args)], capture_output=True,
-                          text=True, timeout=60, cwd=cwd)
+run_serve = partial(runtime_cli, "serve", timeout=60)  # `python -m edgeml_runtime serve ARGS...`, run to its end
 
 
 @pytest.mark.parametrize(
@@ -77,6 +80,7 @@ def test_usage_errors_are_one_line_with_exit_code_2(args, message):
     assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), result.stderr
 
 
+@needs_backend_for(MLP_FP32)
 def test_a_broken_model_or_a_busy_port_is_a_clear_error(tmp_path):
     broken = tmp_path / "broken.tflite"
     data = bytearray(MLP_FP32.read_bytes())

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 from edgeml_runtime import Predictor
-from local_servers import ServeProcess
-from serving_support import ROOT
+
+from tests.support.local_servers import ServeProcess
+from tests.support.models import ROOT
 
 EXAMPLES = ROOT / "examples"
 

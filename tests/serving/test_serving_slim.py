@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from serving_support import MLP_FP32
+from tests.support.models import MLP_FP32
 
 FORBIDDEN = ("tensorflow", "keras", "tf_keras", "onnx", "tf2onnx")
 

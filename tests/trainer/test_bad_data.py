@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from edgeml.cli import cli
+from tests.support.cli import invoke
 
 
 def run_train(*args):
-    return CliRunner().invoke(cli, ["train", *args])
+    return invoke("train", *args)
 
 
 def assert_one_line_error(result, *fragments):

@@ -83,3 +83,19 @@ def test_parquet_matches_csv(tmp_path, table_csv):
     from_csv = load_data(str(table_csv), target="label")
     np.testing.assert_array_equal(from_parquet.x, from_csv.x)
     np.testing.assert_array_equal(from_parquet.y, from_csv.y)
+
+
+def test_trainer_and_device_share_one_encoder(table_csv):
+    """The trainer encodes with the runtime's encoder (a device has only the runtime), and the spec as it
+    travels in labels.json (a JSON round trip) rebuilds the training matrix exactly from raw rows."""
+    import json
+
+    from edgeml_runtime.metadata import encode_records as device_encode
+
+    from edgeml.trainer import features
+
+    assert features.encode_records is device_encode
+    data = load_data(str(table_csv), target="label")
+    spec_on_device = json.loads(json.dumps(data.features))
+    rows = pd.read_csv(table_csv).drop_duplicates().drop(columns=["label"]).to_dict(orient="records")
+    np.testing.assert_array_equal(device_encode(rows, spec_on_device), data.x)

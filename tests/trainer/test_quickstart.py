@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from edgeml.cli import cli
+from tests.support.cli import invoke
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +20,7 @@ TEST_SAMPLES = 360  # 20 % of the 1797 digits
 def quickstart_run(tmp_path_factory):
     """One real run, as README's `make demo` does it; the report is read back from quickstart.json."""
     outdir = tmp_path_factory.mktemp("quickstart") / "demo-output"
-    result = CliRunner().invoke(cli, ["quickstart", "-o", str(outdir)])
+    result = invoke("quickstart", "-o", str(outdir))
     assert result.exit_code == 0, result.output
     return json.loads((outdir / "quickstart.json").read_text()), outdir, result
 

@@ -8,22 +8,20 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from edgeml_runtime._util import first_line as _first_line
 from edgeml_runtime.errors import ModelLoadError, ModelRunError
+from edgeml_runtime.errors import first_line as _first_line
+from edgeml_runtime.formats import Backend
 from edgeml_runtime.specs import Quantization, TensorSpec
 
-__all__ = ["LiteRTSession", "open", "tflite_runtime_numpy_problem", "unavailable_reason"]
-
-MODULES = {"litert": "ai_edge_litert", "tflite_runtime": "tflite_runtime"}
-DISTRIBUTIONS = {"litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}
+__all__ = ["LiteRTSession", "import_backend", "open", "tflite_runtime_numpy_problem", "unavailable_reason"]
 
 
-def unavailable_reason(name: str) -> Optional[str]:
-    """Why backend `name` cannot be used here, or None when it can."""
-    if importlib.util.find_spec(MODULES[name]) is None:
-        return f"{DISTRIBUTIONS[name]} is not installed"
-    if name == "tflite_runtime":
-        return tflite_runtime_numpy_problem(_installed_version(name), np.__version__)
+def unavailable_reason(backend: Backend) -> Optional[str]:
+    """Why `backend` cannot be used here, or None when it can."""
+    if importlib.util.find_spec(backend.module) is None:
+        return f"{backend.distribution} is not installed"
+    if backend.name == "tflite_runtime":
+        return tflite_runtime_numpy_problem(_installed_version(backend), np.__version__)
     return None
 
 
@@ -39,18 +37,24 @@ def tflite_runtime_numpy_problem(tflite_version: str, numpy_version: str) -> Opt
     return None
 
 
-def _installed_version(name: str) -> str:
+def _installed_version(backend: Backend) -> str:
     """Version without importing the package (tflite_runtime must not be imported under numpy 2)."""
     from importlib import metadata  # only on this rare path: importing metadata costs ~20 ms
 
     try:
-        return metadata.version(DISTRIBUTIONS[name])
+        return metadata.version(backend.distribution)
     except metadata.PackageNotFoundError:
         return "unknown"
 
 
-def open(model_bytes: bytes, name: str, threads: Optional[int]) -> LiteRTSession:  # noqa: A001
-    return LiteRTSession(model_bytes, name, threads)
+def import_backend(backend: Backend):
+    """The backend's interpreter module (what a session uses)."""
+    return importlib.import_module(backend.module + ".interpreter")
+
+
+def open(model_bytes: bytes, backend: Backend, threads: Optional[int], *,  # noqa: A001
+         model_path=None) -> LiteRTSession:
+    return LiteRTSession(model_bytes, backend, threads)  # a .tflite is self-contained: model_path is not needed
 
 
 class LiteRTSession:
@@ -59,10 +63,12 @@ class LiteRTSession:
     concurrent = False
     format = "tflite"
 
-    def __init__(self, model_bytes: bytes, name: str, threads: Optional[int]):
-        interpreter_module = importlib.import_module(MODULES[name] + ".interpreter")
-        self.name = name
-        self.version = str(getattr(importlib.import_module(MODULES[name]), "__version__", "unknown"))
+    def __init__(self, model_bytes: bytes, backend: Backend, threads: Optional[int]):
+        interpreter_module = import_backend(backend)
+        self.name = backend.name
+        self._backend = backend
+        self._model_bytes = model_bytes  # a reference, not a copy: the Model holds the same bytes
+        self.version = str(getattr(importlib.import_module(backend.module), "__version__", "unknown"))
         try:
             # model_content: the model is read from bytes, which the interpreter verifies.
             self._interpreter = interpreter_module.Interpreter(model_content=model_bytes, num_threads=threads)
@@ -89,6 +95,23 @@ class LiteRTSession:
         inputs = {details["index"]: name for name, details in runner.get_input_details().items()}
         outputs = {details["index"]: name for name, details in runner.get_output_details().items()}
         return inputs, outputs
+
+    def graph(self) -> dict:
+        """Operators and parameter count; constants are operator inputs that no operator produces."""
+        # A fresh interpreter that is never allocated: allocation applies the XNNPACK delegate, which would
+        # replace the model's operators by one DELEGATE node. _get_ops_details is the only way to list ops
+        # without the flatbuffer schema.
+        interpreter = import_backend(self._backend).Interpreter(model_content=self._model_bytes)
+        ops = interpreter._get_ops_details()
+        produced = {index for op in ops for index in op["outputs"]}
+        graph_inputs = {detail["index"] for detail in interpreter.get_input_details()}
+        constants = {index for op in ops for index in op["inputs"] if index >= 0} - produced - graph_inputs
+        shapes = {detail["index"]: detail["shape"] for detail in interpreter.get_tensor_details()}
+        counts: Dict[str, int] = {}
+        for op in ops:
+            counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
+        parameters = int(sum(int(np.prod(shapes[index])) for index in constants if index in shapes))
+        return {"ops": counts, "parameters": parameters}
 
     def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         interpreter = self._interpreter

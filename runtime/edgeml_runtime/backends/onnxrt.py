@@ -5,16 +5,19 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import os
 import re
+from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 
-from edgeml_runtime._util import first_line as _first_line
 from edgeml_runtime.errors import ModelLoadError, ModelRunError
+from edgeml_runtime.errors import first_line as _first_line
+from edgeml_runtime.formats import Backend
 from edgeml_runtime.specs import TensorSpec
 
-__all__ = ["OnnxRuntimeSession", "open", "unavailable_reason"]
+__all__ = ["OnnxRuntimeSession", "import_backend", "open", "unavailable_reason"]
 
 ONNX_TYPES = {
     "tensor(float)": "float32",
@@ -30,14 +33,19 @@ ONNX_TYPES = {
 }
 
 
-def unavailable_reason(name: str) -> Optional[str]:
-    if importlib.util.find_spec("onnxruntime") is None:
-        return "onnxruntime is not installed"
+def unavailable_reason(backend: Backend) -> Optional[str]:
+    if importlib.util.find_spec(backend.module) is None:
+        return f"{backend.distribution} is not installed"
     return None
 
 
-def open(model_bytes: bytes, name: str, threads: Optional[int]) -> OnnxRuntimeSession:  # noqa: A001
-    return OnnxRuntimeSession(model_bytes, threads)
+def import_backend(backend: Backend):
+    return importlib.import_module(backend.module)
+
+
+def open(model_bytes: bytes, backend: Backend, threads: Optional[int], *,  # noqa: A001
+         model_path: Optional[Path] = None) -> OnnxRuntimeSession:
+    return OnnxRuntimeSession(model_bytes, threads, model_path=model_path)
 
 
 class OnnxRuntimeSession:
@@ -47,9 +55,10 @@ class OnnxRuntimeSession:
     format = "onnx"
     name = "onnxruntime"
 
-    def __init__(self, model_bytes: bytes, threads: Optional[int]):
+    def __init__(self, model_bytes: bytes, threads: Optional[int], *, model_path: Optional[Path] = None):
         import onnxruntime
 
+        model = _model_to_open(model_bytes, model_path)
         self.version = onnxruntime.__version__
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 4  # fatal only: edgeml raises its own error, ORT would log it again
@@ -61,7 +70,7 @@ class OnnxRuntimeSession:
             # stdout clean for --json output (the error itself is raised and reported below).
             with contextlib.redirect_stdout(io.StringIO()):
                 self._session = onnxruntime.InferenceSession(
-                    model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+                    model, sess_options=options, providers=["CPUExecutionProvider"]
                 )
         except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             raise ModelLoadError(f"ONNX Runtime cannot load the model: {_first_line(error)}") from None
@@ -80,6 +89,28 @@ class OnnxRuntimeSession:
         except Exception as error:  # onnxruntime's own exception types (Fail, InvalidArgument, ...)
             raise ModelRunError(_run_failure(error)) from None
         return dict(zip(self._output_names, values))
+
+
+def _model_to_open(model_bytes: bytes, model_path: Optional[Path]):
+    """What to give InferenceSession: the bytes, or, for a model with external data (weights in files
+    beside it), its file once every reference is checked to stay inside its folder (onnx_external): loaded
+    from bytes, ONNX Runtime would resolve them against the current directory."""
+    from edgeml_runtime.backends import onnx_external
+
+    if model_bytes[4:8] == b"ORTM" or not onnx_external.may_have_external_data(model_bytes):
+        return model_bytes  # .ort files have no external data; nor has a model without the word 'location'
+    if model_path is None:
+        if onnx_external.external_tensors(model_bytes):
+            raise ModelLoadError("the model keeps weights in external files, and was given without its path; "
+                                 "load it from its file (edgeml_runtime.load(path))")
+        return model_bytes
+    real = Path(os.path.realpath(model_path))
+    try:
+        if not onnx_external.check_external_data(model_bytes, real.parent):
+            return model_bytes
+    except ModelLoadError as error:
+        raise ModelLoadError(f"{Path(model_path).name}: {error}") from None
+    return str(real)  # ONNX Runtime resolves each (checked) location against this file's folder
 
 
 # "[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running Reshape node. Name:'r'

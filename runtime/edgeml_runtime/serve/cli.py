@@ -29,6 +29,14 @@ def add_parser(commands) -> None:
     parser.add_argument("--topic-out", help="MQTT topic for predictions (and errors, unless --topic-error)")
     parser.add_argument("--topic-error", help="MQTT topic for error answers (default: --topic-out)")
     parser.add_argument("--max-body-bytes", type=int, help="largest HTTP body or MQTT message (default 1 MiB)")
+    parser.add_argument("--idle-timeout", type=float, metavar="SECONDS",
+                        help="HTTP: time a connection has to send a whole request, and may stay idle (default 30)")
+    parser.add_argument("--max-connections", type=int, metavar="N",
+                        help="HTTP: open connections served at once; beyond, 503 (GET /health still answers; "
+                             "default 64)")
+    parser.add_argument("--token-file", metavar="FILE",
+                        help="HTTP: require 'Authorization: Bearer TOKEN' for /predict, TOKEN being this file's "
+                             "content (for anything but 127.0.0.1; chmod 600 the file)")
     parser.add_argument("--top-k", type=int, default=3, help="classes listed per prediction (default 3)")
     parser.add_argument("--artifact", help="which artifact of a manifest: file name, quantization or format")
     parser.add_argument("--backend", help="litert, tflite_runtime or onnxruntime (default: first installed)")
@@ -101,6 +109,12 @@ def _check_options(args) -> None:
         parse_address(args.mqtt, "--mqtt", 1883)
     if args.max_body_bytes is not None and args.max_body_bytes < 1:
         raise EdgeMLError("--max-body-bytes must be at least 1")
+    if args.idle_timeout is not None and not args.idle_timeout > 0:
+        raise EdgeMLError("--idle-timeout must be above 0 seconds")
+    if args.max_connections is not None and args.max_connections < 1:
+        raise EdgeMLError("--max-connections must be at least 1")
+    if args.token_file is not None:
+        read_token(args.token_file)
     if args.workers is not None and args.workers < 1:
         raise EdgeMLError("--workers must be at least 1")
     if args.top_k < 1:
@@ -124,21 +138,58 @@ def _open_predictor(args):
     return Predictor.from_path(args.source, **options)
 
 
+def read_token(path) -> str:
+    """The bearer token in `path`: one line of at least 16 characters, in a file only its owner can read."""
+    try:
+        mode = os.stat(path).st_mode
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise EdgeMLError(f"--token-file {path}: cannot read it ({reason})") from None
+    if mode & 0o077:
+        raise EdgeMLError(f"--token-file {path} can be read by other users (mode {mode & 0o777:o}); "
+                          f"run: chmod 600 {path}")
+    token = text.strip()
+    if len(token) < 16 or any(char.isspace() or not char.isprintable() for char in token):
+        raise EdgeMLError(f"--token-file {path} must hold one token of at least 16 printable characters and no "
+                          "spaces; make one with: python3 -c 'import secrets; print(secrets.token_hex(32))' > FILE")
+    return token
+
+
 def _start_http(service, args):
-    from edgeml_runtime.serve.http import DEFAULT_MAX_BODY_BYTES, make_server
+    from edgeml_runtime.serve.http import (
+        DEFAULT_IDLE_TIMEOUT,
+        DEFAULT_MAX_BODY_BYTES,
+        DEFAULT_MAX_CONNECTIONS,
+        make_server,
+    )
 
     host, port = parse_address(args.http, "--http", 8080)
+    token = read_token(args.token_file) if args.token_file else None
     server = make_server(service, host, port, max_body_bytes=args.max_body_bytes or DEFAULT_MAX_BODY_BYTES,
-                         verbose=args.verbose)
+                         verbose=args.verbose, idle_timeout=args.idle_timeout or DEFAULT_IDLE_TIMEOUT,
+                         max_connections=args.max_connections or DEFAULT_MAX_CONNECTIONS, token=token)
     thread = threading.Thread(target=server.serve_forever, name="edgeml-http", daemon=True)
     thread.start()
     print(f"edgeml_runtime serve: http listening on {server.url}", file=sys.stderr, flush=True)
+    if token is None and not _loopback(host):
+        print(f"edgeml_runtime serve: warning: {host} is reachable from other machines and no --token-file is set: "
+              "anyone who can reach it can use the model", file=sys.stderr, flush=True)
 
     def stop_http():
         server.shutdown()
         server.server_close()
 
     return stop_http
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _start_mqtt(service, args):
@@ -169,10 +220,12 @@ def systemd_unit(args) -> str:
 def _serve_options(args) -> List[str]:
     """The command line options of this run, to repeat in the unit's ExecStart."""
     words: List[str] = []
-    for option in ("http", "mqtt", "topic_in", "topic_out", "topic_error", "max_body_bytes", "artifact",
-                   "backend", "threads", "workers"):
+    for option in ("http", "mqtt", "topic_in", "topic_out", "topic_error", "max_body_bytes", "idle_timeout",
+                   "max_connections", "token_file", "artifact", "backend", "threads", "workers"):
         value: Optional[object] = getattr(args, option)
         if value is not None:
+            if option == "token_file":
+                value = str(Path(value).absolute())  # the unit runs in another working directory
             words += ["--" + option.replace("_", "-"), str(value)]
     if args.top_k != 3:
         words += ["--top-k", str(args.top_k)]

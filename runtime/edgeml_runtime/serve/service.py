@@ -125,6 +125,9 @@ def parse_request(body: bytes) -> dict:
     except ValueError as error:
         raise RequestError(400, f"malformed JSON ({error}); send a JSON array of numbers or "
                                 '{"inputs": [...]}') from None
+    except RecursionError:
+        raise RequestError(400, "malformed request: JSON nested too deeply; send a JSON array of numbers or "
+                                '{"inputs": [...]}') from None
     if isinstance(payload, list):
         return {"inputs": payload}
     if isinstance(payload, dict) and "inputs" in payload:

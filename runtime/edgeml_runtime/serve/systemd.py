@@ -15,6 +15,7 @@ import shlex
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from edgeml_runtime import formats
 from edgeml_runtime._version import __version__
 
 __all__ = ["deployment_unit", "render_unit", "unit_name"]
@@ -75,7 +76,7 @@ def deployment_unit(deployment: str, serve_options: Sequence[str], *, user: Opti
     """The unit for a deployment directory made by `edgeml deploy`: it runs the Python of the active
     release's venv through the `current` link, so a restart after a deploy also uses the new runtime,
     while the running service follows new models itself (hot reload)."""
-    python = str(Path(deployment) / "current" / "venv" / "bin" / "python")
+    python = str(Path(deployment) / formats.CURRENT_LINK / "venv" / "bin" / "python")
     return render_unit(python=python, serve_args=[deployment, *serve_options],
                        description=description or f"edgeml model service for {deployment}", user=user,
                        working_directory=deployment)
@@ -86,9 +87,9 @@ def service_python(source: str, executable: str) -> str:
     release's venv through `current` (also when `executable` is one release's venv: that release is
     pruned by later deploys); for anything else, `executable` itself."""
     root = Path(source)
-    through_current = root / "current" / "venv" / "bin" / "python"
-    in_a_release = Path(executable).absolute().is_relative_to(root / "releases")
-    if in_a_release or (os.path.lexists(root / "current") and through_current.exists()):
+    through_current = root / formats.CURRENT_LINK / "venv" / "bin" / "python"
+    in_a_release = Path(executable).absolute().is_relative_to(root / formats.RELEASES_DIR)
+    if in_a_release or (os.path.lexists(root / formats.CURRENT_LINK) and through_current.exists()):
         return str(through_current)
     return executable
 

@@ -1,7 +1,7 @@
 """Throw-away servers on 127.0.0.1 for the tests (fixtures in conftest.py files) and the benchmarks:
 an OpenSSH server, a Mosquitto broker and `python -m edgeml_runtime serve`, each with its own port and
-files; the machine's ~/.ssh and
-system services are never used. No pytest here: fixtures turn ToolMissing into a skip (a failure in CI).
+files; the machine's ~/.ssh and system services are never used. No pytest here: fixtures turn ToolMissing
+into a skip (a failure in CI, see tests.support.marks.unavailable).
 
     server = SshServer(workdir); server.start()
     login = server.login()                  # a fresh key, with its own `ssh -F` config
@@ -22,11 +22,12 @@ import shlex
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
+
+from .cli import command
 
 SFTP_SERVER = "/usr/lib/openssh/sftp-server"
 
@@ -145,12 +146,11 @@ class SshServer:
         )
         return SshLogin(self.user, self.host, self.port, key, config)
 
-
     def _session_script(self, name, path_prefix, environment, force_command) -> Path:
         """The key's forced command: set PATH/environment, then run what the client asked for (or
         force_command). A script rather than authorized_keys environment=, because the login shell's
         rc files (e.g. pyenv in ~/.bashrc) run after environment= and would put their python3 first."""
-        lines = ["#!/bin/sh", "# per-login session set-up written by tests/conftest.py"]
+        lines = ["#!/bin/sh", "# per-login session set-up written by tests/support/local_servers.py"]
         if path_prefix:
             lines.append(f"PATH={shlex.quote(':'.join(str(p) for p in path_prefix))}:\"$PATH\"; export PATH")
         lines += [f"{key}={shlex.quote(value)}; export {key}" for key, value in environment.items()]
@@ -229,8 +229,8 @@ class ServeProcess:
     def __init__(self, args, workdir: Path):
         self.stderr_path = Path(workdir) / "serve.stderr"
         with open(self.stderr_path, "wb") as stderr:  # the child keeps its own copy of the descriptor
-            self.process = subprocess.Popen([sys.executable, "-m", "edgeml_runtime", "serve", *map(str, args)],
-                                            stdout=subprocess.DEVNULL, stderr=stderr, cwd=workdir)
+            self.process = subprocess.Popen(command("edgeml_runtime", "serve", *args), stdout=subprocess.DEVNULL,
+                                            stderr=stderr, cwd=workdir)
 
     def wait_for(self, text: str, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout

@@ -1,0 +1,84 @@
+"""`ConvertOptions`: everything a conversion can be asked to do, in one typed value.
+
+The `edgeml convert` command builds one from its flags; `convert(source, output_dir, **keywords)` builds
+one from the same names. Formats and modes are checked and put in canonical order when the options are
+made, so an options object always holds valid values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+from edgeml_runtime import EdgeMLError
+
+from edgeml_converters.errors import CalibrationError
+from edgeml_converters.modes import Mode, check_formats, check_modes
+from edgeml_converters.validation import Gate, gates_with_overrides
+
+__all__ = ["DEFAULT_CALIBRATION_SAMPLES", "ConvertOptions"]
+
+DEFAULT_CALIBRATION_SAMPLES = 300
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """What to make and how to check it.
+
+    formats: export target names (`edgeml_runtime.formats.TARGETS`: tflite, onnx, ort; and `SOURCE_TARGETS`:
+        tflm, TensorFlow Lite Micro sources made from the int8 .tflite, so it needs Mode.INT8 and brings
+        "tflite" along: the .tflite is the model the sources embed and the file to inspect or run on Linux).
+    modes: quantization modes (`Mode` or their names).
+    calibration: representative data for int8/int16x8: a path (.npy, .npz, image folder, .csv), an
+        array, a dict by input name, or "synthetic"; None looks for calibration.npz next to the model.
+    calibration_samples: how many calibration samples to use (taken evenly).
+    validate_data: inputs to validate on (default: held-back calibration samples, else synthetic).
+    float_io: keep float inputs/outputs in int8/int16x8 TFLite models.
+    opset: ONNX opset (None: the exporter's default).
+    allow_flex: allow TensorFlow (Flex) ops in TFLite.
+    unsafe: load Keras models with Lambda layers (runs code from the file).
+    fp32_tolerance, min_cosine, min_agreement: override the default validation gates (None: default).
+    """
+
+    formats: Tuple[str, ...] = ("tflite", "onnx")
+    modes: Tuple[Mode, ...] = (Mode.FP32,)
+    calibration: Any = None
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES
+    validate_data: Any = None
+    float_io: bool = False
+    opset: Optional[int] = None
+    allow_flex: bool = False
+    unsafe: bool = False
+    fp32_tolerance: Optional[float] = None
+    min_cosine: Optional[float] = None
+    min_agreement: Optional[float] = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "formats", check_formats(self.formats))
+        object.__setattr__(self, "modes", check_modes(self.modes))
+        if "tflm" in self.formats:
+            self._check_tflm()
+            object.__setattr__(self, "formats", check_formats((*self.formats, "tflite")))
+        if self.calibration_samples < 1:
+            raise CalibrationError("--calibration-samples must be at least 1")
+
+    def _check_tflm(self) -> None:
+        if Mode.INT8 not in self.modes:
+            raise EdgeMLError(
+                "--to tflm needs full-integer quantization: add --int8 (or --quantize int8); TensorFlow Lite Micro "
+                "runs the int8 model, whose .tflite is made too")
+        if self.float_io:
+            raise EdgeMLError("--to tflm needs int8 inputs and outputs (the C++ sources embed a full-integer "
+                              "model): drop --float-io")
+
+    @property
+    def needs_calibration(self) -> bool:
+        return any(mode.needs_calibration for mode in self.modes)
+
+    def gates(self) -> Dict[Mode, Gate]:
+        """The validation gate of each mode: the defaults with this run's overrides."""
+        return gates_with_overrides(self.fp32_tolerance, self.min_cosine, self.min_agreement)
+
+    def replace(self, **changes) -> ConvertOptions:
+        return dataclasses.replace(self, **changes)
