@@ -9,5 +9,8 @@ from setuptools import find_packages, setup
 setup(
     packages=find_packages(include=["edgeml", "edgeml.*"]) + ["edgeml.profiles"],
     package_dir={"edgeml.profiles": "devices"},
-    package_data={"edgeml.profiles": ["*.toml"], "edgeml": ["py.typed", "templates/*"]},
+    package_data={"edgeml.profiles": ["*.toml"],
+                  # templates/ansible: the playbook of `edgeml deploy --inventory` / `--export-ansible`
+                  "edgeml": ["py.typed", "templates/*", "templates/ansible/*", "templates/ansible/*/*",
+                             "templates/ansible/roles/*/*/*"]},
 )

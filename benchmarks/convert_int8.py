@@ -1,12 +1,18 @@
-"""edgeml's int8 TFLite vs a plain `TFLiteConverter` int8 conversion, same model and calibration data.
+"""edgeml's int8 TFLite vs a plain `TFLiteConverter` int8 conversion: same model file, same calibration
+samples, same held-out samples, same steps timed.
 
-Prints, side by side: conversion time, file size, latency (median of edgeml_runtime.benchmark) and
-top-1 agreement / cosine with the float Keras model on held-out inputs; then conversion time per mode.
-Run: .venv/bin/python -m benchmarks.convert_int8
+Both start from the saved .keras file and end with a validated int8 .tflite: load the model, calibrate on
+the same 300 samples and convert, write the file, run the held-out samples through LiteRT and compare with
+the Keras model (top-1 agreement, cosine). edgeml convert does that as one call (in this process, as
+`isolate=False`; it also writes its manifest); the plain recipe does it by hand. Each round runs both, in
+alternating order; times are medians, the ratio the median of per-round ratios. Then: file size, latency
+(edgeml_runtime.benchmark, median of interleaved rounds) and agreement of the two files.
+Run: python -m benchmarks.convert_int8 [--rounds 3]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import tempfile
@@ -15,11 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import interleaved, median_ratio, print_header
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+CALIBRATION = 300
 
 
 def build_model(root: Path):
-    """A small image classifier (16x16x3, 4 classes) trained on synthetic blobs, so agreement means something."""
+    """A small image classifier (16x16x3, 4 classes) trained on synthetic blobs, so agreement means something.
+    Returns the calibration pool (CALIBRATION + 1 images) and the held-out images."""
     import keras
 
     keras.utils.set_random_seed(0)
@@ -39,28 +49,26 @@ def build_model(root: Path):
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(images[:1000], labels[:1000], epochs=5, verbose=0)
     model.save(root / "model.keras")
-    return model, images[:300], images[1000:]
+    return images[:CALIBRATION + 1], images[1000:]
 
 
-def plain_int8(model, calibration: np.ndarray, destination: Path) -> float:
-    """The textbook recipe: from_keras_model + representative_dataset, int8 I/O."""
-    import tensorflow as tf
+def same_samples(pool: np.ndarray) -> np.ndarray:
+    """The samples edgeml calibrates on when given `pool` with calibration_samples=CALIBRATION (it spreads its
+    pick evenly over a larger pool; with exactly CALIBRATION it would hold every fifth back for validation)."""
+    from edgeml_converters.calibration import split_indices
 
-    started = time.perf_counter()
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([sample[None]] for sample in calibration)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    destination.write_bytes(converter.convert())
-    return time.perf_counter() - started
+    chosen, _ = split_indices(len(pool), CALIBRATION)
+    assert len(chosen) == CALIBRATION
+    return pool[chosen]
 
 
-def agreement(model_path: Path, reference: np.ndarray, held_out: np.ndarray):
+def compare_with_keras(keras_model, tflite_path: Path, held_out: np.ndarray):
+    """Top-1 agreement and mean cosine of the .tflite (run in LiteRT through edgeml_runtime, floats in and
+    out) with the Keras model on the held-out samples."""
     import edgeml_runtime
 
-    model = edgeml_runtime.load(model_path)
+    reference = np.asarray(keras_model(held_out))
+    model = edgeml_runtime.load(tflite_path)
     outputs = np.concatenate([next(iter(model.run(held_out[i:i + 1]).values())) for i in range(len(held_out))])
     top1 = float(np.mean(outputs.argmax(1) == reference.argmax(1)))
     cosine = float(np.mean(np.sum(outputs * reference, 1) /
@@ -68,57 +76,81 @@ def agreement(model_path: Path, reference: np.ndarray, held_out: np.ndarray):
     return top1, cosine
 
 
-def latency_ms(model_path: Path) -> float:
-    import edgeml_runtime
+def plain(source: Path, calibration: np.ndarray, held_out: np.ndarray, destination: Path):
+    """The textbook recipe, step for step what edgeml convert does: load, calibrate + convert (int8 I/O),
+    write, validate."""
+    import keras
+    import tensorflow as tf
 
-    return edgeml_runtime.benchmark(str(model_path), runs=200, threads=1).to_dict()["latency_ms"]["p50"]
+    model = keras.models.load_model(source)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([sample[None]] for sample in calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    destination.write_bytes(converter.convert())
+    return compare_with_keras(model, destination, held_out)
+
+
+def with_edgeml(source: Path, pool: np.ndarray, held_out: np.ndarray, out: Path):
+    from edgeml_converters import GatesFailed, convert
+
+    try:
+        manifest = convert(source, out, formats=("tflite",), modes=("int8",), calibration=pool,
+                           calibration_samples=CALIBRATION, validate_data=held_out, isolate=False)
+    except GatesFailed as failed:
+        manifest = failed.manifest
+    check = manifest["artifacts"][-1]["validation"]
+    assert manifest["calibration"]["samples"] == CALIBRATION, manifest["calibration"]
+    return check["top1_agreement"], check["cosine"]
 
 
 def main() -> None:
-    from edgeml_converters import GatesFailed, convert
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    import edgeml_runtime
 
+    print_header("int8 TFLite: edgeml convert vs the plain TFLiteConverter recipe, the same steps on the same data")
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        model, calibration, held_out = build_model(root)
-        reference = np.asarray(model(held_out))
+        pool, held_out = build_model(root)
+        calibration = same_samples(pool)
+        source = root / "model.keras"
+        results, counter = {}, iter(range(1_000_000))
 
-        plain_path = root / "plain.int8.tflite"
-        plain_seconds = plain_int8(model, calibration, plain_path)
-        started = time.perf_counter()
-        convert(root / "model.keras", root / "edgeml", formats=("tflite",), modes=("int8",),
-                calibration=calibration, isolate=False)
-        edgeml_seconds = time.perf_counter() - started  # includes loading, validation, manifest
-        edgeml_path = root / "edgeml" / "model.int8.tflite"
+        def step(name, action):
+            def timed():
+                started = time.perf_counter()
+                results[name] = action(next(counter))
+                return time.perf_counter() - started
+            return timed
 
-        rows = []
-        for name, path, seconds in (("plain TFLiteConverter", plain_path, plain_seconds),
-                                    ("edgeml convert", edgeml_path, edgeml_seconds)):
-            top1, cosine = agreement(path, reference, held_out)
-            rows.append((name, seconds, path.stat().st_size, latency_ms(path), top1, cosine))
-        print(f"int8 TFLite, 16x16x3 CNN, {len(calibration)} calibration / {len(held_out)} held-out samples")
+        measured = interleaved({
+            "plain TFLiteConverter": step("plain", lambda i: plain(source, calibration, held_out,
+                                                                    root / f"plain-{i}.int8.tflite")),
+            "edgeml convert": step("edgeml", lambda i: with_edgeml(source, pool, held_out, root / f"edgeml-{i}")),
+        }, args.rounds)
+        plain_path = root / "plain-0.int8.tflite"
+        edgeml_path = next(root.glob("edgeml-*/model.int8.tflite"))
+        latency = interleaved({
+            name: (lambda path=path: edgeml_runtime.benchmark(str(path), runs=200, threads=1).to_dict()
+                   ["latency_ms"]["p50"])
+            for name, path in (("plain TFLiteConverter", plain_path), ("edgeml convert", edgeml_path))}, 5)
+
+        print(f"16x16x3 CNN, {CALIBRATION} calibration samples (the same ones), {len(held_out)} held-out samples, "
+              f"{args.rounds} rounds")
         print(f"{'':24}{'convert s':>10}{'bytes':>9}{'p50 ms':>9}{'top-1':>8}{'cosine':>9}")
-        for name, seconds, size, p50, top1, cosine in rows:
-            print(f"{name:24}{seconds:10.2f}{size:9d}{p50:9.4f}{top1:8.1%}{cosine:9.5f}")
-        base = rows[0]
-        print(f"{'ratio edgeml/plain':24}{rows[1][1] / base[1]:10.2f}{rows[1][2] / base[2]:9.2f}"
-              f"{rows[1][3] / base[3]:9.2f}")
-
-        print("\nconversion time per mode (edgeml convert, in-process, median of 3, includes validation)")
-        for mode in ("fp32", "fp16", "dynamic", "int8", "int16x8"):
-            for fmt in ("tflite", "onnx"):
-                if fmt == "onnx" and mode == "int16x8":
-                    continue
-                times, verdict = [], "passed its gate"
-                for attempt in range(3):
-                    started = time.perf_counter()
-                    try:
-                        convert(root / "model.keras", root / f"m-{mode}-{fmt}-{attempt}", formats=(fmt,),
-                                modes=(mode,), calibration=calibration, isolate=False)
-                    except GatesFailed as failure:  # still timed: the files were written and validated
-                        check = failure.manifest["artifacts"][-1]["validation"]
-                        verdict = f"FAILED its gate: top-1 {check['top1_agreement']:.1%}, cosine {check['cosine']:.5f}"
-                    times.append(time.perf_counter() - started)
-                print(f"  {fmt:7}{mode:9}{statistics.median(times):7.2f} s   {verdict}")
+        for name, key, path in (("plain TFLiteConverter", "plain", plain_path), ("edgeml convert", "edgeml",
+                                                                                  edgeml_path)):
+            top1, cosine = results[key]
+            print(f"{name:24}{statistics.median(measured[name]):10.2f}{path.stat().st_size:9d}"
+                  f"{statistics.median(latency[name]):9.4f}{top1:8.1%}{cosine:9.5f}")
+        base, ours = "plain TFLiteConverter", "edgeml convert"
+        print(f"{'ratio edgeml/plain':24}{median_ratio(measured[base], measured[ours]):10.2f}"
+              f"{edgeml_path.stat().st_size / plain_path.stat().st_size:9.2f}"
+              f"{median_ratio(latency[base], latency[ours]):9.2f}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from benchmarks.common import median_ratio, print_header
 from tests.support import cli
 from tests.support.local_servers import SshLogin, SshServer  # the tests' throw-away OpenSSH server
 from tests.support.models import TINY
@@ -53,6 +54,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    print_header("edgeml deploy vs a hand-written deploy (scp, untar, install.sh) over ssh to 127.0.0.1")
     with tempfile.TemporaryDirectory(prefix="edgeml-deploy-bench-") as scratch:
         work = Path(scratch)
         (work / "sshd").mkdir()
@@ -90,7 +92,7 @@ def run_rounds(login: SshLogin, work: Path, rounds: int) -> None:
         if values:
             each = ", ".join(f"{value:.2f}" for value in values)
             print(f"  {name:<14} {statistics.median(values):6.2f} s   (rounds: {each})")
-    ratio = statistics.median(e / h for e, h in zip(times["edgeml deploy"], times["by hand"]))
+    ratio = median_ratio(times["by hand"], times["edgeml deploy"])
     print(f"edgeml deploy / by hand: {ratio:.2f}x (per-round ratio, median) for verification, smoke test, "
           "atomic switch and a kept previous release")
 

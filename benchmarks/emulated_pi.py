@@ -1,5 +1,6 @@
 """The emulated Raspberry Pi 4 (qemu-user) against this machine: warm build, process start-up, and the
-runtime's p50 latency on the tiny test models, side by side with the slowdown ratio.
+runtime's p50 latency on the tiny test models, side by side with the slowdown ratio (host and emulated in
+interleaved rounds, the ratio the median of per-round ratios).
 
 Emulated latency is not the Pi's latency (qemu translates every aarch64 instruction): these figures say
 what the emulation costs the test suite, not how fast a Pi is.
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 
+from benchmarks.common import interleaved, median_ratio, print_header
 from edgeml.emulation import build
 from tests.support.models import MLP_FP32, MLP_INT8, MLP_ONNX
 
@@ -23,13 +25,10 @@ BENCH = ["-m", "edgeml_runtime", "bench", "--json", "--runs", "200", "--threads"
 REPEATS = 3
 
 
-def median_seconds(action) -> float:
-    times = []
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def seconds(action) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
 
 
 def p50_ms(command, **kwargs) -> float:
@@ -43,18 +42,26 @@ def main() -> None:
     pi_python = device.command(["python3"])
     pi_env = device.env()
 
-    print(f"emulated rpi4: {device.emulated}, cpu {device.target.qemu_cpu}; host Python {sys.version.split()[0]}")
-    print(f"warm build (cache hit), median of {REPEATS}: {median_seconds(lambda: build('rpi4')):.3f} s")
+    print_header(f"The emulated rpi4 ({device.emulated}, cpu {device.target.qemu_cpu}) vs this machine")
+    warm = statistics.median(seconds(lambda: build("rpi4")) for _ in range(REPEATS))
+    print(f"warm build (cache hit), median of {REPEATS}: {warm:.3f} s")
     for label, code in (("python -c pass", "pass"), ("import numpy + edgeml_runtime", "import numpy, edgeml_runtime")):
-        host = median_seconds(lambda code=code: subprocess.run([*host_python, "-c", code], check=True))
-        pi = median_seconds(lambda code=code: subprocess.run([*pi_python, "-c", code], check=True, env=pi_env))
-        print(f"{label:32} host {host:7.3f} s   emulated {pi:7.3f} s   ratio {pi / host:6.1f}x")
+        measured = interleaved({
+            "host": lambda code=code: seconds(lambda: subprocess.run([*host_python, "-c", code], check=True)),
+            "pi": lambda code=code: seconds(lambda: subprocess.run([*pi_python, "-c", code], check=True, env=pi_env)),
+        }, REPEATS)
+        ratio = median_ratio(measured["host"], measured["pi"])
+        print(f"{label:32} host {statistics.median(measured['host']):7.3f} s   emulated "
+              f"{statistics.median(measured['pi']):7.3f} s   ratio {ratio:6.1f}x")
 
     print(f"\n{'model':20} {'host p50 ms':>12} {'emulated p50 ms':>16} {'ratio':>8}")
     for model in MODELS:
-        host = p50_ms([*host_python, *BENCH[:3], str(model), *BENCH[3:]])
-        pi = p50_ms([*pi_python, *BENCH[:3], str(model), *BENCH[3:]], env=pi_env)
-        print(f"{model.name:20} {host:12.4f} {pi:16.4f} {pi / host:7.1f}x")
+        measured = interleaved({
+            "host": lambda model=model: p50_ms([*host_python, *BENCH[:3], str(model), *BENCH[3:]]),
+            "pi": lambda model=model: p50_ms([*pi_python, *BENCH[:3], str(model), *BENCH[3:]], env=pi_env),
+        }, REPEATS)
+        print(f"{model.name:20} {statistics.median(measured['host']):12.4f} {statistics.median(measured['pi']):16.4f} "
+              f"{median_ratio(measured['host'], measured['pi']):7.1f}x")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Target (issue 2): at most 1.3x the wall time and 1.2x the peak memory of a script that imports the
 backend, loads the model and runs once. TensorFlow's own interpreter is shown for scale.
-Each child's peak RSS comes from os.wait4; runs are interleaved and medians compared.
+Each child's peak RSS comes from os.wait4; each round runs every command once, in rotating order, and the
+ratios are medians of per-round ratios.
 Run: python -m benchmarks.process_cost
 """
 
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 
+from benchmarks.common import interleaved, median_ratio, print_header
 from tests.support.models import TINY, mobilenet
 
 BARE = {
@@ -65,21 +67,20 @@ def compare(label, path, fmt, rounds, with_tensorflow):
     }
     if with_tensorflow and fmt == "tflite":
         commands["tensorflow tf.lite"] = [sys.executable, "-c", TENSORFLOW, str(path)]
-    samples = {name: [] for name in commands}
-    for _ in range(rounds):
-        for name, argv in commands.items():
-            samples[name].append(measure(argv))
-    base_time = statistics.median(s[0] for s in samples["bare script"])
-    base_rss = statistics.median(s[1] for s in samples["bare script"])
+    samples = interleaved({name: (lambda argv=argv: measure(argv)) for name, argv in commands.items()}, rounds)
+    base = samples["bare script"]
     for name, values in samples.items():
         wall = statistics.median(v[0] for v in values)
         rss = statistics.median(v[1] for v in values)
-        print(f"{label:<18} {fmt:<6} {name:<22} wall {wall * 1000:8.0f} ms ({wall / base_time:5.2f}x)   "
-              f"peak RSS {rss:7.1f} MB ({rss / base_rss:5.2f}x)")
+        wall_ratio = median_ratio([v[0] for v in base], [v[0] for v in values])
+        rss_ratio = median_ratio([v[1] for v in base], [v[1] for v in values])
+        print(f"{label:<18} {fmt:<6} {name:<22} wall {wall * 1000:8.0f} ms ({wall_ratio:5.2f}x)   "
+              f"peak RSS {rss:7.1f} MB ({rss_ratio:5.2f}x)")
 
 
 def main():
-    print("median of interleaved runs; ratios vs the bare script")
+    print_header("Whole-process cost of `python -m edgeml_runtime bench` (1 run) vs a bare backend script; "
+                 "ratios vs the bare script")
     compare("tiny MLP", TINY["tflite"], "tflite", rounds=7, with_tensorflow=True)
     compare("tiny MLP", TINY["onnx"], "onnx", rounds=7, with_tensorflow=False)
     big = mobilenet()

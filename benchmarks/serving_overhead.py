@@ -6,7 +6,8 @@ keep-alive connection, and 8 client threads on their own connections (requests/s
 paho-mqtt are installed it then bridges a throw-away Mosquitto on 127.0.0.1 (`serve --mqtt`) and times
 publish-to-answer round trips twice: with Mosquitto's and paho's defaults, where Nagle's algorithm and
 delayed ACKs add tens of ms per message, and with `set_tcp_nodelay true` in mosquitto.conf plus
-TCP_NODELAY on the client's socket. Prints p50/p90 per request and the ratios to the in-process call.
+TCP_NODELAY on the client's socket. Prints p50/p90 per request and the ratios to the in-process call
+(in-process and HTTP in interleaved rounds; MQTT against the in-process median).
 Run: python -m benchmarks.serving_overhead [--model tflite|onnx] [--requests 1000]
 """
 
@@ -16,6 +17,7 @@ import argparse
 import http.client
 import json
 import socket
+import statistics
 import sys
 import tempfile
 import threading
@@ -26,10 +28,12 @@ from urllib.parse import urlsplit
 
 import edgeml_runtime as er
 
+from benchmarks.common import interleaved, median_ratio, print_header
 from tests.support.local_servers import Broker, ServeProcess, ToolMissing  # shared with the tests
 from tests.support.models import TINY
 
 SAMPLE = [0.1, -0.2, 0.3, 0.05, 0.7, -0.4, 0.2, 0.0]
+ROUNDS = 5
 
 
 def percentiles(seconds):
@@ -37,8 +41,7 @@ def percentiles(seconds):
     return ordered[len(ordered) // 2] * 1e3, ordered[int(len(ordered) * 0.9)] * 1e3  # ms
 
 
-def in_process(model: Path, requests: int):
-    predictor = er.Predictor.from_model(model, threads=1)
+def in_process(predictor, requests: int):
     times = []
     for _ in range(requests):
         started = time.perf_counter()
@@ -98,10 +101,13 @@ def mqtt_round_trips(broker_port: int, requests: int, *, no_delay: bool):
     return times
 
 
-def report(name, times, base_p50):
+def report(name, times, ratio=None):
     p50, p90 = percentiles(times)
-    ratio = f"{p50 / base_p50:7.1f}x" if base_p50 else ""
-    print(f"  {name:<34} p50 {p50:7.3f} ms   p90 {p90:7.3f} ms   {ratio}")
+    print(f"  {name:<34} p50 {p50:7.3f} ms   p90 {p90:7.3f} ms   {'' if ratio is None else f'{ratio:7.1f}x'}")
+
+
+def p50_per_round(rounds):
+    return [percentiles(times)[0] for times in rounds]
 
 
 def main():
@@ -109,6 +115,7 @@ def main():
     parser.add_argument("--model", choices=sorted(TINY), default="onnx")
     parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args()
+    print_header("What serving adds: one prediction over HTTP and MQTT vs Predictor.predict in-process")
     model = TINY[args.model]
     with tempfile.TemporaryDirectory(prefix="edgeml-serve-bench-") as scratch:
         workdir = Path(scratch)
@@ -116,13 +123,19 @@ def main():
         port = urlsplit(server.http_url()).port
         try:
             http_round_trips(port, 50)  # warm-up: connection set-up and the first runs
-            base = in_process(model, args.requests)
-            base_p50 = percentiles(base)[0]
-            print(f"tiny MLP ({args.model}), one sample (a list of 8 numbers) per request, 1 model thread")
-            report("Predictor.predict in-process", base, None)
-            report("HTTP POST /predict, keep-alive", http_round_trips(port, args.requests), base_p50)
-            rate = http_throughput(port, clients=8, requests_each=args.requests // 4)
-            print(f"  HTTP, 8 clients: {rate:,.0f} requests/s ({1e3 / rate:.3f} ms per request)")
+            predictor = er.Predictor.from_model(model, threads=1)
+            each = max(20, args.requests // ROUNDS)
+            measured = interleaved({"in-process": lambda: in_process(predictor, each),
+                                    "http": lambda: http_round_trips(port, each)}, ROUNDS)
+            base_p50 = p50_per_round(measured["in-process"])
+            print(f"tiny MLP ({args.model}), one sample (a list of 8 numbers) per request, 1 model thread; "
+                  f"{ROUNDS} rounds of {each} requests; ratio: median of per-round p50 ratios")
+            report("Predictor.predict in-process", sum(measured["in-process"], []))
+            report("HTTP POST /predict, keep-alive", sum(measured["http"], []),
+                   median_ratio(base_p50, p50_per_round(measured["http"])))
+            rates = [http_throughput(port, clients=8, requests_each=args.requests // 4) for _ in range(3)]
+            rate = statistics.median(rates)
+            print(f"  HTTP, 8 clients: {rate:,.0f} requests/s ({1e3 / rate:.3f} ms per request), median of 3")
         finally:
             server.stop()
         try:
@@ -142,7 +155,7 @@ def main():
             try:
                 bridge.wait_for("listening on 'bench/in'")
                 times = mqtt_round_trips(broker.port, max(20, args.requests // 10), no_delay=no_delay)
-                report(f"MQTT round trip, {name}", times, base_p50)
+                report(f"MQTT round trip, {name}", times, percentiles(times)[0] / statistics.median(base_p50))
             finally:
                 bridge.stop()
                 broker.stop()

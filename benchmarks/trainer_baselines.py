@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import print_header
 from edgeml.trainer.data import builtin_dataset
 from edgeml.trainer.training import FitConfig, split_data
 from tests.support.cli import edgeml
@@ -71,6 +72,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", default="digits,wine,breast_cancer,diabetes")
     args = parser.parse_args()
+    print_header("edgeml train vs scikit-learn baselines on the trainer's own split (scores are deterministic; "
+                 "fit times are single runs)")
     print(f"{'dataset':<14} {'model':<20} {'score':>7} {'F1':>6} {'fit s':>7} {'bytes':>9}")
     with tempfile.TemporaryDirectory(prefix="edgeml-trainer-bench-") as scratch:
         for dataset in args.datasets.split(","):

@@ -84,12 +84,15 @@ def _print_version(ctx, _param, value):
     callback=_print_version,
     help="Show edgeml, runtime and backend versions.",
 )
-@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors, and native libraries' logs.")
 @click.pass_context
 def cli(ctx, debug):
     """edgeml: from training to running on small devices."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    from edgeml.quiet import configure
+
+    configure(debug)  # native libraries' start-up lines: silenced, unless --debug
 
 
 def main(argv=None):

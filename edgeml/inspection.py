@@ -4,22 +4,31 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from edgeml_runtime import EdgeMLError, ModelLoadError, formats
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")  # .hdf5 is accepted, not advertised
+# Plumbing a SavedModel's functions are made of: left out of its op counts.
+SAVED_MODEL_PLUMBING = frozenset({"Placeholder", "Identity", "IdentityN", "NoOp", "Const", "ReadVariableOp",
+                                  "VarHandleOp", "StatefulPartitionedCall", "PartitionedCall", "_Arg", "_Retval"})
 
 
-def inspect_model(path: Path) -> dict:
+def inspect_model(path: Path, *, unsafe: bool = False) -> dict:
+    """Facts about a converted model (.tflite/.onnx/.ort) or a source `edgeml convert` reads (.keras, Keras 2
+    .h5, SavedModel directory). `quantization` is what the weights and activations are stored as, `io_dtype`
+    what the model takes: a QDQ ONNX model is int8 with float32 I/O."""
+    path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"model file not found: {path}")
-    if formats.format_of_path(path):
+    if path.is_file() and formats.format_of_path(path):
         return _runtime_facts(path)
-    if path.suffix.lower() in KERAS_SUFFIXES:
-        return _keras_facts(path)
+    if path.is_dir() or path.suffix.lower() in KERAS_SUFFIXES:
+        return _source_facts(path, unsafe)
     readable = ", ".join((*formats.MODEL_SUFFIXES, *KERAS_SUFFIXES[:-2]))
-    raise EdgeMLError(f"{path}: edgeml inspect reads {readable} and {KERAS_SUFFIXES[-2]} files")
+    raise EdgeMLError(f"{path}: edgeml inspect reads {readable}, {KERAS_SUFFIXES[-2]} files and SavedModel "
+                      "directories")
 
 
 def _runtime_facts(path: Path) -> dict:
@@ -31,12 +40,67 @@ def _runtime_facts(path: Path) -> dict:
         "model": str(path),
         "bytes": model.model_bytes,
         "format": model.format,
-        "quantization": model.quantization,
+        "quantization": model_quantization(path, model.format) or model.quantization,
+        "io_dtype": model.inputs[0].dtype if model.inputs else None,
         "inputs": [spec.to_dict() for spec in model.inputs],
         "outputs": [spec.to_dict() for spec in model.outputs],
     }
     report.update(_onnx_graph(path) if model.format == "onnx" else model.graph())
     return report
+
+
+def model_quantization(path: Path, fmt: Optional[str] = None) -> Optional[str]:
+    """How a converted model stores weights and activations, read from its graph: 'int8' (also with float
+    I/O, e.g. ONNX QDQ), 'uint8', 'int16x8', 'dynamic' (int8 weights, float activations), 'fp16', or None
+    (float32, or not readable here)."""
+    fmt = fmt or formats.format_of_path(path)
+    try:
+        if fmt == "onnx" and Path(path).suffix.lower() == ".onnx":
+            return _onnx_quantization(path)
+        if fmt == "tflite":
+            return _tflite_quantization(path)
+    except (ImportError, OSError, ValueError, RuntimeError):
+        return None
+    return None
+
+
+def _onnx_quantization(path: Path) -> Optional[str]:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    ops = {node.op_type for node in graph.node}
+    stored = {onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).name for tensor in graph.initializer}
+    if ops & {"QuantizeLinear", "QLinearConv", "QLinearMatMul"}:
+        for name in ("int16", "uint8", "int8"):
+            if name in stored:
+                return "int16x8" if name == "int16" else name
+        return "int8"
+    if ops & {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"}:
+        return "dynamic"
+    return "fp16" if "float16" in stored else None
+
+
+def _tflite_quantization(path: Path) -> Optional[str]:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        from tflite_runtime.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=Path(path).read_bytes())  # never allocated: no delegate, no log line
+    ops = interpreter._get_ops_details()
+    produced = {index for op in ops for index in op["outputs"]}
+    dtypes = {detail["index"]: np.dtype(detail["dtype"]).name for detail in interpreter.get_tensor_details()}
+    activations = {dtypes[index] for index in produced if index in dtypes}
+    constants = {dtypes[index] for op in ops for index in op["inputs"] if index >= 0 and index not in produced
+                 and index in dtypes}
+    if "int16" in activations and "int8" in constants:
+        return "int16x8"
+    for name in ("int8", "uint8"):
+        if name in activations:
+            return name
+    if "int8" in constants:
+        return "dynamic"
+    return "fp16" if "float16" in constants else None
 
 
 def _onnx_graph(path: Path) -> dict:
@@ -51,26 +115,92 @@ def _onnx_graph(path: Path) -> dict:
     return {"ops": dict(Counter(node.op_type for node in graph.node)), "parameters": parameters}
 
 
-def _keras_facts(path: Path) -> dict:
-    import keras
-
+def _source_facts(path: Path, unsafe: bool) -> dict:
+    """A model `edgeml convert` reads, loaded by the converters' own loader (Keras 3, then tf_keras for Keras 2
+    .h5 files; SavedModels through tf.saved_model or the TF1 loader), so inspect reads what convert reads."""
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except ValueError as error:
-        raise ModelLoadError(f"{path}: Keras cannot load it safely ({str(error).splitlines()[0]}); "
-                             "`edgeml convert` handles Keras 2 files and --unsafe models") from None
-    except OSError as error:
-        raise ModelLoadError(f"{path}: not a readable Keras file ({error})") from None
+        from edgeml_converters import loading
+    except ImportError:
+        raise EdgeMLError(f"inspecting {path.name} needs TensorFlow: pip install 'edgeml[converters]'") from None
+    kind = loading.detect_kind(path)
+    if kind == "saved_model":
+        return _saved_model_facts(path, loading)
+    if not unsafe:
+        loading._refuse_lambda_layers(path, kind)
+    model, loader, notes = loading._load_keras(path, kind, unsafe)
     return {
         "model": str(path),
         "bytes": path.stat().st_size,
-        "format": "keras",
+        "format": "keras" if kind == "keras" else "h5",
+        "loader": loader,
         "quantization": None,
-        "inputs": [{"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype)} for t in model.inputs],
-        "outputs": [{"name": t.name, "shape": list(t.shape), "dtype": str(t.dtype)} for t in model.outputs],
+        "io_dtype": _dtype_name(model.inputs[0].dtype) if model.inputs else None,
+        "inputs": [_keras_tensor(t) for t in model.inputs],
+        "outputs": [_keras_tensor(t, name) for t, name in zip(model.outputs, _output_names(model))],
         "ops": dict(Counter(type(layer).__name__ for layer in model.layers)),
         "parameters": int(model.count_params()),
+        "notes": notes,
     }
+
+
+def _saved_model_facts(path: Path, loading) -> dict:
+    source = loading.load_source(path)
+    try:
+        ops, parameters = _saved_model_graph(source)
+        return {
+            "model": str(path),
+            "bytes": sum(item.stat().st_size for item in path.rglob("*") if item.is_file()),
+            "format": "saved_model",
+            "loader": source.loader,
+            "quantization": None,
+            "io_dtype": source.inputs[0].dtype if source.inputs else None,
+            "inputs": [_source_tensor(info) for info in source.inputs],
+            "outputs": [_source_tensor(info) for info in source.outputs],
+            "ops": ops,
+            "parameters": parameters,
+            "signature": source.signature_key,
+            "notes": list(source.notes),
+        }
+    finally:
+        source.cleanup()
+
+
+def _saved_model_graph(source) -> tuple:
+    """(op counts of the serving signature, parameter count) of a loaded SavedModel; (None, None) where the
+    loader does not expose them."""
+    loaded = source.keep_alive
+    if source.frozen_graph is not None:  # TF1: a Session's graph
+        graph_def, *_ = source.frozen_graph()
+        nodes = list(graph_def.node)
+        parameters = sum(int(np.prod([d.size for d in node.attr["value"].tensor.tensor_shape.dim]))
+                         for node in nodes if node.op == "Const" and node.attr["value"].tensor.dtype == 1)
+    else:
+        signature = loaded.signatures[source.signature_key]
+        graph_def = signature.graph.as_graph_def()
+        nodes = [*graph_def.node, *(node for function in graph_def.library.function for node in function.node_def)]
+        variables = list(getattr(signature, "variables", ()) or getattr(loaded, "variables", ()))
+        parameters = sum(int(np.prod(variable.shape)) for variable in variables)
+    ops = Counter(node.op for node in nodes if node.op not in SAVED_MODEL_PLUMBING)
+    return dict(ops), int(parameters)
+
+
+def _output_names(model) -> list:
+    """The names the layers give the outputs (a tf_keras tensor is called e.g. 'dense/BiasAdd')."""
+    names = list(getattr(model, "output_names", None) or [])
+    return names if len(names) == len(model.outputs) else [None] * len(model.outputs)
+
+
+def _keras_tensor(tensor, name: Optional[str] = None) -> dict:
+    return {"name": name or str(tensor.name).split(":")[0],
+            "shape": [None if d is None else int(d) for d in tensor.shape], "dtype": _dtype_name(tensor.dtype)}
+
+
+def _source_tensor(info) -> dict:
+    return {"name": info.name, "shape": list(info.shape), "dtype": info.dtype}
+
+
+def _dtype_name(dtype) -> str:
+    return getattr(dtype, "name", None) or str(dtype)
 
 
 # ---------------------------------------------------------------------------------------------------------------

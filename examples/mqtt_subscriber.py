@@ -14,6 +14,15 @@ import threading
 import paho.mqtt.client as mqtt
 
 
+def shown(prediction: dict) -> str:
+    """A label, a value, or the names of the outputs: whatever the model answers."""
+    if "label" in prediction:
+        return str(prediction["label"])
+    if "value" in prediction:
+        return str(prediction["value"])
+    return "outputs " + ", ".join(prediction["outputs"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT")
@@ -35,10 +44,8 @@ def main() -> None:
         if "error" in answer:
             print(f"error {answer['status']}: {answer['error']}", flush=True)
         else:
-            prediction = answer["prediction"]
-            shown = prediction.get("label", prediction.get("value"))
-            print(f"reading {answer.get('id')}: {shown} (model {answer['version']}, {answer['latency_ms']:.2f} ms)",
-                  flush=True)
+            print(f"reading {answer.get('id')}: {shown(answer['prediction'])} (model {answer['version']}, "
+                  f"{answer['latency_ms']:.2f} ms)", flush=True)
         received.append(answer)
         if args.count and len(received) >= args.count:
             done.set()

@@ -31,10 +31,22 @@ where they fail: CI must really run them (.ci/run installs openssh-server).
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.support.local_servers import ServerFailed, SshServer, ToolMissing
 from tests.support.marks import unavailable
+
+try:  # the property tests (hypothesis, a dev dependency): no example database in the work tree, no deadline
+    # on shared cores; under CI the same examples every run, so a red CI is reproducible.
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:
+    pass
+else:
+    _hypothesis_settings.register_profile("edgeml", database=None, deadline=None,
+                                          derandomize=bool(os.environ.get("CI")))
+    _hypothesis_settings.load_profile("edgeml")
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,9 @@ import numpy as np
 from edgeml_converters.errors import CalibrationError
 from edgeml_converters.loading import TensorInfo
 
-__all__ = ["Dataset", "auto_calibration_file", "evenly", "load_data", "split_for_validation", "synthetic"]
+__all__ = [
+    "Dataset", "auto_calibration_file", "evenly", "load_data", "split_for_validation", "split_indices", "synthetic",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 LABEL_COLUMNS = ("label", "labels", "target", "class", "y")
@@ -93,16 +95,22 @@ def split_for_validation(data: Dataset, calibration_samples: int, cap: int = 200
     With more samples than needed, calibration takes `calibration_samples` spread evenly and validation
     gets (up to `cap` of) the rest; otherwise every fifth sample is held back for validation.
     """
-    total = data.samples
+    chosen, held_back = split_indices(data.samples, calibration_samples, cap)
+    if held_back is None:  # too few to hold any back: validate on the calibration samples themselves
+        return data, data.take(chosen, f"{data.source} (same samples as calibration)")
+    return data.take(chosen), data.take(held_back, f"{data.source} (held back from calibration)")
+
+
+def split_indices(total: int, calibration_samples: int, cap: int = 200):
+    """(calibration indices, held-back indices or None) as `split_for_validation` takes them."""
     if total > calibration_samples:
         chosen = evenly(total, calibration_samples)
     elif total >= 10:
         chosen = np.array([i for i in range(total) if i % 5 != 4])
-    else:  # too few to hold any back: validate on the calibration samples themselves
-        return data, data.take(np.arange(total), f"{data.source} (same samples as calibration)")
+    else:
+        return np.arange(total), None
     rest = np.setdiff1d(np.arange(total), chosen)
-    held_back = rest[evenly(len(rest), cap)]
-    return data.take(chosen), data.take(held_back, f"{data.source} (held back from calibration)")
+    return chosen, rest[evenly(len(rest), cap)]
 
 
 # --- reading ------------------------------------------------------------------------------------------
@@ -124,13 +132,12 @@ def _read_path(path: Path, inputs: List[TensorInfo], purpose: str, limit: Option
     if path.is_dir():
         return _read_images(path, inputs, purpose, limit)
     suffix = path.suffix.lower()
+    if suffix in (".npy", ".npz"):
+        arrays = _read_arrays(path, purpose)
+        if isinstance(arrays, np.ndarray):
+            return _single_input(arrays, inputs, purpose)
+        return _npz_arrays(arrays, inputs, path, purpose)
     try:
-        if suffix == ".npy":
-            return _single_input(np.load(path, allow_pickle=False), inputs, purpose)
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}
-            return _npz_arrays(arrays, inputs, path, purpose)
         if suffix == ".csv":
             return _read_csv(path, inputs, purpose)
     except (OSError, ValueError, EOFError) as error:
@@ -140,10 +147,24 @@ def _read_path(path: Path, inputs: List[TensorInfo], purpose: str, limit: Option
     )
 
 
+def _read_arrays(path: Path, purpose: str):
+    """A .npy's array or an .npz's arrays, their headers checked before anything is allocated (numbers only,
+    no more bytes than the file holds, at most edgeml_runtime.arrayfiles.array_bytes_limit() in all)."""
+    from edgeml_runtime import InputError
+    from edgeml_runtime.arrayfiles import read_array_file
+
+    try:
+        return read_array_file(path)
+    except InputError as error:
+        raise CalibrationError(f"cannot use {purpose} data {error}") from None
+
+
 def _npz_arrays(arrays: dict, inputs: List[TensorInfo], path: Path, purpose: str) -> Dict[str, np.ndarray]:
     names = [info.name for info in inputs]
     if all(name in arrays for name in names):
         return {name: arrays[name] for name in names}
+    if not arrays:
+        raise CalibrationError(f"{purpose} data {path.name} holds no arrays")
     if len(arrays) == 1 or (len(inputs) == 1 and "x" in arrays):
         return _single_input(arrays.get("x", next(iter(arrays.values()))), inputs, purpose)
     raise CalibrationError(

@@ -56,7 +56,8 @@ class IncompleteConversion(ConversionError):
 
 
 class UnsafeModelError(ModelLoadError):
-    """The model holds Python code (Lambda layers) and the user did not pass --unsafe."""
+    """The model holds code that would act on this machine (Lambda layers; SavedModel ops on files, Python or
+    the network) and the user did not pass --unsafe."""
 
 
 class CalibrationError(InputError):

@@ -8,6 +8,10 @@ not multiprocessing's spawn, which would re-run the caller's script in the child
 last line is quoted if it dies; results and progress events (`edgeml_runtime.progress.ProgressEvent`)
 come back pickled over a pipe, so the caller's progress callback sees the same events as in-process.
 
+The child works in its own scratch folder (`edgeml-convert-*`, the temporary directory of everything it
+and TensorFlow create), removed when it ends, and by the next conversion when it was killed
+(`output_dir.remove_leftovers`).
+
 A traceback does not survive pickling, so the child sends its formatted traceback along with the
 error, and the parent re-raises the error `from` a `ChildTraceback` holding it (as concurrent.futures
 does): the CLI shows only the error's one line, and with `--debug` the whole chain, child frames first.
@@ -94,23 +98,30 @@ def _receive(messages: Connection, child, log, progress: ProgressCallback, step:
 
 
 def _child_main(message_fd: int) -> None:
+    from edgeml_converters.output_dir import make_scratch_dir, remove_scratch_dir
+
     messages = Connection(message_fd, readable=False)
     module_name, qualname, kwargs, parent_path = pickle.loads(sys.stdin.buffer.read())
     sys.path[:] = parent_path + [entry for entry in sys.path if entry not in parent_path]
+    scratch = make_scratch_dir("edgeml-convert-")
+    tempfile.tempdir = os.environ["TMPDIR"] = str(scratch)  # Python's and TensorFlow's temporary files
 
     def progress(event: ProgressEvent) -> None:  # events are frozen dataclasses: they pickle as they are
         messages.send(("progress", event))
 
     try:
         function = getattr(importlib.import_module(module_name), qualname)
-        result = function(**kwargs, progress=progress)
-        messages.send(("result", result))
+        outcome = ("result", function(**kwargs, progress=progress))
     except EdgeMLError as error:
-        messages.send(("error", (error, traceback.format_exc())))
+        outcome = ("error", (error, traceback.format_exc()))
     except BaseException as error:  # noqa: BLE001 - anything else becomes one ConversionError
         traceback.print_exc()
         wrapped = ConversionError(f"conversion failed: {type(error).__name__}: {error}")
-        messages.send(("error", (wrapped, traceback.format_exc())))
+        outcome = ("error", (wrapped, traceback.format_exc()))
+    finally:
+        remove_scratch_dir(scratch)  # before answering: the parent may end this process once answered
+    try:
+        messages.send(outcome)
     finally:
         messages.close()
 

@@ -12,8 +12,6 @@ import contextlib
 import io
 import json
 import re
-import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +22,10 @@ from edgeml_runtime import ModelLoadError
 from edgeml_runtime.errors import first_line as _first_line
 
 from edgeml_converters.errors import UnsafeModelError
+from edgeml_converters.output_dir import make_scratch_dir, remove_scratch_dir
 from edgeml_converters.tensorflow_env import import_tensorflow
 
-__all__ = ["SourceModel", "TensorInfo", "detect_kind", "load_source"]
+__all__ = ["SourceModel", "TensorInfo", "detect_kind", "keras_source", "load_source"]
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 SERVING = "serving_default"
@@ -56,10 +55,13 @@ class SourceModel:
     keep_alive: object = None  # a loaded SavedModel (or TF1 Session) must outlive its signature function
     # Set only for a SavedModel read by the TF1 loader: returns the frozen graph tf2onnx converts from.
     frozen_graph: Optional[Callable[[], tuple]] = None
+    # The Keras model itself (Keras sources only): its layer names name the converted ops, and the precision repair
+    # equalizes a copy of it.
+    keras_model: object = None
 
     def cleanup(self) -> None:
         if self.temporary_dir is not None:
-            shutil.rmtree(self.temporary_dir, ignore_errors=True)
+            remove_scratch_dir(self.temporary_dir)
         if self.frozen_graph is not None:  # the TF1 Session holds the variables until closed
             self.keep_alive.close()
 
@@ -91,9 +93,12 @@ def detect_kind(path: Path) -> str:
 
 
 def load_source(path: Path, *, unsafe: bool = False) -> SourceModel:
-    """Load `path`, refusing Python code (Lambda layers) unless `unsafe`, and export its SavedModel."""
+    """Load `path`, refusing code that would run on this machine unless `unsafe` (Lambda layers; SavedModel
+    graphs that touch files, run Python or reach the network), and export its SavedModel."""
     kind = detect_kind(path)
     if kind == "saved_model":
+        if not unsafe:
+            refuse_unsafe_graph(path)
         return _load_saved_model(path)
     if not unsafe:
         _refuse_lambda_layers(path, kind)
@@ -149,6 +154,145 @@ def _lambda_layer_names(node) -> List[str]:
     return found
 
 
+# --- safety: a SavedModel's graph runs when it is loaded, traced, converted and validated --------------
+
+# TensorFlow ops with effects outside the graph: files, Python code, the network. A model that converts to
+# TFLite/ONNX needs none of them; the graph is inspected (not run) and such a model refused unless --unsafe.
+UNSAFE_OPS = {
+    "reads or writes files": (
+        "WriteFile", "ReadFile", "MatchingFiles", "ImmutableConst", "LoadAndRemapMatrix", "GenerateVocabRemapping",
+        "WholeFileReader", "WholeFileReaderV2", "TextLineReader", "TextLineReaderV2", "TFRecordReader",
+        "TFRecordReaderV2", "FixedLengthRecordReader", "FixedLengthRecordReaderV2", "LMDBReader", "IdentityReader",
+        "IdentityReaderV2", "TFRecordDataset", "TFRecordDatasetV2", "TextLineDataset", "FixedLengthRecordDataset",
+        "FixedLengthRecordDatasetV2", "CSVDataset", "CSVDatasetV2", "ExperimentalCSVDataset", "LMDBDataset",
+        "ExperimentalLMDBDataset", "SqlDataset", "ExperimentalSqlDataset", "MatchingFilesDataset",
+        "ExperimentalMatchingFilesDataset", "SaveDataset", "SaveDatasetV2", "LoadDataset", "ExperimentalLoadDataset",
+        "SnapshotDataset", "SnapshotDatasetV2", "ExperimentalSnapshotDataset", "DatasetToTFRecord",
+        "ExperimentalDatasetToTFRecord", "CacheDataset", "CacheDatasetV2", "DistributedSave",
+        "CreateSummaryFileWriter", "CreateSummaryDbWriter", "WriteSummary", "WriteScalarSummary",
+        "WriteHistogramSummary", "WriteImageSummary", "WriteAudioSummary", "WriteGraphSummary",
+        "WriteRawProtoSummary", "ImportEvent", "DebugIdentityV2", "DebugIdentityV3", "DebugNanCount",
+        "DebugNumericSummary", "DebugNumericSummaryV2",
+    ),
+    "runs Python code": ("PyFunc", "PyFuncStateless", "EagerPyFunc"),
+    "reaches the network": (
+        "Rpc", "TryRpc", "RpcCall", "RpcClient", "RpcServer", "RpcServerStart", "RpcServerRegister",
+        "RpcCheckStatus", "RpcGetValue", "DataServiceDataset", "DataServiceDatasetV2", "DataServiceDatasetV3",
+        "DataServiceDatasetV4", "RegisterDataset", "RegisterDatasetV2", "BigQueryReader",
+        "GenerateBigQueryReaderPartitions",
+    ),
+}
+# Checkpoint ops write and read files too. Every SavedModel has them in its saver (`_traced_save`,
+# `_traced_restore`, TF1's save/restore nodes), which loading uses; on the serving path they are refused.
+CHECKPOINT_OPS = ("Save", "SaveV2", "SaveSlices", "Restore", "RestoreV2", "RestoreSlice", "MergeV2Checkpoints")
+_WHY = {op: why for why, ops in UNSAFE_OPS.items() for op in ops}
+
+
+def refuse_unsafe_graph(path: Path) -> None:
+    """UnsafeModelError when the SavedModel at `path` holds ops with effects outside the graph: anywhere
+    (UNSAFE_OPS, PrintV2 to a file), or on a signature's path (also CHECKPOINT_OPS). Nothing is run."""
+    saved_model = _read_saved_model_proto(path)
+    findings = unsafe_graph_ops(saved_model) if saved_model is not None else []
+    if not findings:
+        return
+    shown = "; ".join(f"{op} in {where} ({why})" for op, where, why in findings[:4])
+    more = f" and {len(findings) - 4} more" if len(findings) > 4 else ""
+    raise UnsafeModelError(
+        f"the SavedModel {path.name} holds operations that would act outside the model when it is loaded, traced "
+        f"or validated: {shown}{more}; nothing was run. Pass --unsafe (unsafe=True) only if you trust where it "
+        "came from"
+    )
+
+
+def unsafe_graph_ops(saved_model) -> List[Tuple[str, str, str]]:
+    """(op, where, why) for every op of a SavedModel proto that is refused without --unsafe."""
+    findings = []
+    for meta_graph in saved_model.meta_graphs:
+        graph = meta_graph.graph_def
+        library = {function.signature.name: function for function in graph.library.function}
+        serving_nodes, serving_functions = _serving_path(meta_graph, library)
+        for node in graph.node:
+            findings += _node_findings(node, node.name, node.name in serving_nodes)
+        for name, function in library.items():
+            for node in function.node_def:
+                findings += _node_findings(node, f"{_readable(name)}/{node.name}", name in serving_functions)
+    return findings
+
+
+def _node_findings(node, where: str, serving: bool) -> List[Tuple[str, str, str]]:
+    if node.op in _WHY:
+        return [(node.op, where, _WHY[node.op])]
+    if serving and node.op in CHECKPOINT_OPS:
+        return [(node.op, where, "reads or writes checkpoint files while serving")]
+    if node.op == "PrintV2":
+        stream = node.attr["output_stream"].s.decode(errors="replace") if "output_stream" in node.attr else ""
+        if stream.startswith("file"):
+            return [(node.op, where, f"prints to {stream}")]
+    return []
+
+
+def _serving_path(meta_graph, library) -> Tuple[set, set]:
+    """Graph nodes feeding the signatures' outputs, and every function they call (transitively)."""
+    nodes = {node.name: node for node in meta_graph.graph_def.node}
+    pending = [tensor.name for signature in meta_graph.signature_def.values()
+               for tensor in list(signature.outputs.values())]
+    reached, functions = set(), set()
+    calls: List[str] = []
+    while pending:
+        name = pending.pop().lstrip("^").split(":")[0]
+        if name in reached or name not in nodes:
+            continue
+        reached.add(name)
+        node = nodes[name]
+        pending.extend(node.input)
+        calls.extend(_called(node, library))
+    while calls:
+        name = calls.pop()
+        if name in functions or name not in library:
+            continue
+        functions.add(name)
+        for node in library[name].node_def:
+            calls.extend(_called(node, library))
+    return reached, functions
+
+
+def _called(node, library) -> List[str]:
+    """Functions a node runs: itself a function call, or through function-valued attributes (PartitionedCall
+    `f`, If/While branches and bodies, ...)."""
+    names = [node.op] if node.op in library else []
+    for value in node.attr.values():
+        if value.HasField("func"):
+            names.append(value.func.name)
+        if value.HasField("list"):
+            names.extend(function.name for function in value.list.func)
+    return names
+
+
+def _readable(function_name: str) -> str:
+    """'__inference_serve_31' -> 'serve' (TensorFlow's traced-function names)."""
+    match = re.fullmatch(r"__inference_(.+?)_\d+", function_name)
+    return match.group(1) if match else function_name
+
+
+def _read_saved_model_proto(path: Path):
+    """The SavedModel protobuf; None when it does not parse (then TensorFlow's loaders, which read the same
+    file, refuse it too and say why)."""
+    import_tensorflow()
+    from google.protobuf import message, text_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    binary, text = path / "saved_model.pb", path / "saved_model.pbtxt"
+    try:
+        if binary.is_file():
+            saved_model.ParseFromString(binary.read_bytes())
+        else:
+            text_format.Parse(text.read_text(encoding="utf-8"), saved_model)
+    except (message.DecodeError, text_format.ParseError, OSError, UnicodeDecodeError, ValueError):
+        return None
+    return saved_model
+
+
 # --- Keras ------------------------------------------------------------------------------------------
 
 
@@ -174,8 +318,14 @@ def _load_keras(path: Path, kind: str, unsafe: bool):
             f"tf_keras {tf_keras.__version__} says '{_first_line(error)}'; the file is corrupt, truncated "
             "or uses custom layers that are not importable here"
         ) from None
-    note = f"loaded with tf_keras {tf_keras.__version__} (Keras 3 could not: {_first_line(keras3_error)})"
+    note = f"a Keras 2 file: Keras {keras.__version__} cannot read it, tf_keras {tf_keras.__version__} did"
     return model, f"tf_keras {tf_keras.__version__}", [note]
+
+
+def keras_source(model, like: SourceModel, note: str) -> SourceModel:
+    """A source made from another Keras model object `model` (e.g. an equalized copy of `like`'s), exported the same
+    way; the caller calls its `cleanup()`."""
+    return _from_keras_model(model, like.path, like.kind, like.loader, [note])
 
 
 def _from_keras_model(model, path: Path, kind: str, loader: str, notes: List[str]) -> SourceModel:
@@ -188,7 +338,7 @@ def _from_keras_model(model, path: Path, kind: str, loader: str, notes: List[str
     def serve(*args):
         return _named_outputs(_call_keras(model, list(args)), output_names)
 
-    temporary_dir = Path(tempfile.mkdtemp(prefix="edgeml-export-"))
+    temporary_dir = make_scratch_dir("edgeml-export-")  # locked while we live; a killed run's is removed later
     export_dir = temporary_dir / "saved_model"
     _export_keras(model, serve, specs, export_dir, tf)
     concrete = tf.function(serve, input_signature=specs).get_concrete_function()
@@ -202,7 +352,8 @@ def _from_keras_model(model, path: Path, kind: str, loader: str, notes: List[str
         values = _call_keras(model, [feeds[info.name] for info in inputs])
         return {name: np.asarray(value) for name, value in _named_outputs(values, output_names).items()}
 
-    return SourceModel(path, kind, loader, inputs, outputs, export_dir, predict, notes, temporary_dir=temporary_dir)
+    return SourceModel(path, kind, loader, inputs, outputs, export_dir, predict, notes, temporary_dir=temporary_dir,
+                       keras_model=model)
 
 
 def _call_keras(model, args):

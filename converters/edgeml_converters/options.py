@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 from edgeml_runtime import EdgeMLError
 
 from edgeml_converters.errors import CalibrationError
+from edgeml_converters.input_range import parse_input_ranges
 from edgeml_converters.modes import Mode, check_formats, check_modes
 from edgeml_converters.validation import Gate, gates_with_overrides
 
@@ -39,6 +40,15 @@ class ConvertOptions:
     allow_flex: allow TensorFlow (Flex) ops in TFLite.
     unsafe: load Keras models with Lambda layers (runs code from the file).
     fp32_tolerance, min_cosine, min_agreement: override the default validation gates (None: default).
+    input_range: the range of values the model's inputs expect: "LO,HI", "name=LO,HI" (one per input), (low, high)
+        or {name: (low, high)}; several as a list. Image folders are mapped into it and synthetic data drawn from
+        it. Empty: labels.json's recorded range, else the model's Rescaling layer, else the calibration data's.
+    explain: rank every int8 artifact's layers by how much output error each causes (`validation.layers`).
+    max_drop: accuracy budget in points: each int8 artifact must stay within this many points of the original
+        (accuracy on labelled evaluation data, else top-1 agreement, cosine for regression); when plain int8
+        misses it, the repair ladder runs. None: the validation gate is the budget.
+    eval_data: labelled evaluation data (.npz with inputs and `y`); None: test.npz next to the model, if any.
+    repair: climb the repair ladder when an int8 artifact misses its budget (False: report the miss only).
     """
 
     formats: Tuple[str, ...] = ("tflite", "onnx")
@@ -53,6 +63,11 @@ class ConvertOptions:
     fp32_tolerance: Optional[float] = None
     min_cosine: Optional[float] = None
     min_agreement: Optional[float] = None
+    input_range: Any = ()
+    explain: bool = False
+    max_drop: Optional[float] = None
+    eval_data: Any = None
+    repair: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "formats", check_formats(self.formats))
@@ -62,6 +77,9 @@ class ConvertOptions:
             object.__setattr__(self, "formats", check_formats((*self.formats, "tflite")))
         if self.calibration_samples < 1:
             raise CalibrationError("--calibration-samples must be at least 1")
+        object.__setattr__(self, "input_range", parse_input_ranges(self.input_range))
+        if self.max_drop is not None and not 0 <= float(self.max_drop) <= 100:
+            raise EdgeMLError(f"--max-drop {self.max_drop}: give accuracy points between 0 and 100 (e.g. --max-drop 1)")
 
     def _check_tflm(self) -> None:
         if Mode.INT8 not in self.modes:

@@ -13,6 +13,8 @@ from edgeml_runtime.formats import LABELS_FILE, MANIFEST_FILE, TARGETS
 from edgeml_runtime.progress import ProgressCallback, report
 
 from edgeml_converters import calibration as data_sets
+from edgeml_converters import precision
+from edgeml_converters.data_plan import DataPlan, plan_data
 from edgeml_converters.errors import CalibrationError, ConversionError, GatesFailed, IncompleteConversion
 from edgeml_converters.manifest import artifact_entry, file_sha256, manifest_dict, write_json
 from edgeml_converters.modes import Mode, artifact_name
@@ -104,15 +106,32 @@ def _raise_for_failed_gates(manifest: dict, out: Path) -> None:
     details = "; ".join(
         f"{entry['path']} (cosine {entry['validation']['cosine']:.4f}, top-1 "
         f"{_percent(entry['validation']['top1_agreement'])}, decisive "
-        f"{_percent(entry['validation'].get('decisive_top1_agreement'))}{_quanta(entry['validation'])}, needs "
-        f"{entry['validation']['gate']})"
+        f"{_percent(entry['validation'].get('decisive_top1_agreement'))}{_quanta(entry['validation'])}"
+        f"{_budget(entry)}, needs {entry['validation']['gate']}{_repair_tried(entry)})"
         for entry in failed
     )
     raise GatesFailed(
         f"{len(failed)} artifact(s) failed validation: {details}. Files and manifest kept in {out} for "
-        "inspection; loosen the gates with --min-cosine / --min-agreement / --fp32-tolerance if acceptable",
+        "inspection; loosen the gates with --min-cosine / --min-agreement / --fp32-tolerance (or the budget with "
+        "--max-drop) if acceptable; --explain shows which layers cost the accuracy",
         manifest, out,
     )
+
+
+def _budget(entry: dict) -> str:
+    evaluation = entry["validation"].get("eval")
+    if not evaluation:
+        return ""
+    return (f", {evaluation['metric']} {evaluation['artifact']:.1%} ({evaluation['drop_points']:.1f} pt below "
+            "the original)")
+
+
+def _repair_tried(entry: dict) -> str:
+    repair = entry.get("repair")
+    if not repair or repair.get("rung"):
+        return ""
+    rungs = sorted({step["rung"] for step in repair.get("tried", []) if step.get("result") != "skipped"})
+    return f"; repair rungs tried: {', '.join(rungs)}, none met it"
 
 
 def _quanta(validation: dict) -> str:
@@ -140,24 +159,29 @@ def build_artifacts(*, source_path: Path, staging: Path, options: ConvertOptions
         report(progress, "load", f"loaded {source_path.name} with {source.loader}")
         for note in source.notes:
             report(progress, "load", note, level="note")
-        calibration_set, validation_set, calibration_info = _data_sets(source, options)
+        plan = plan_data(source, options, labels=_labels_json(source_path), model_folder=_model_folder(source_path),
+                         progress=progress)
+        validation_set = plan.validation
         report(progress, "validate", f"running the original model on {validation_set.samples} validation samples")
         reference = run_batches(source.predict, source.inputs[0].shape[0], validation_set)
-        context = _Context(source, staging, validation_set, reference, options, calibration_set, progress,
-                           synthetic=validation_set.source.startswith("synthetic"))
+        context = _Context(source, staging, validation_set, reference, options, plan.calibration, progress,
+                           synthetic=plan.synthetic_validation, plan=plan)
         artifacts, tflm_error = [], None
-        if "tflite" in options.formats:
-            artifacts += _tflite_artifacts(context)
-        if "tflm" in options.formats:
-            try:
-                artifacts.append(_tflm_artifact(context, artifacts))
-            except ConversionError as error:  # the model is fine for LiteRT/ONNX, not for TFLM: make the rest
-                tflm_error = error
-                context.report("tflm", "no TensorFlow Lite Micro sources for this model (the reason follows); "
-                                       "making the other artifacts", level="warning")
-        if "onnx" in options.formats or "ort" in options.formats:
-            artifacts += _onnx_artifacts(context)
-        manifest = manifest_dict(source, artifacts, calibration_info, _copy_labels(source_path, staging))
+        try:
+            if "tflite" in options.formats:
+                artifacts += _tflite_artifacts(context)
+            if "tflm" in options.formats:
+                try:
+                    artifacts.append(_tflm_artifact(context, artifacts))
+                except ConversionError as error:  # the model is fine for LiteRT/ONNX, not for TFLM: make the rest
+                    tflm_error = error
+                    context.report("tflm", "no TensorFlow Lite Micro sources for this model (the reason follows); "
+                                           "making the other artifacts", level="warning")
+            if "onnx" in options.formats or "ort" in options.formats:
+                artifacts += _onnx_artifacts(context)
+        finally:
+            context.close()
+        manifest = manifest_dict(source, artifacts, plan.manifest_entry(), _copy_labels(source_path, staging))
         write_json(staging / MANIFEST_FILE, manifest)
         if tflm_error is not None:
             raise IncompleteConversion(str(tflm_error), manifest)
@@ -170,11 +194,35 @@ class _Context:
     """What every artifact's conversion and validation needs."""
 
     def __init__(self, source, staging, validation_set, reference, options: ConvertOptions, calibration_set,
-                 progress: ProgressCallback, synthetic: bool):
+                 progress: ProgressCallback, synthetic: bool, plan: Optional[DataPlan] = None):
         self.source, self.staging, self.validation_set = source, staging, validation_set
         self.reference, self.options, self.calibration_set = reference, options, calibration_set
-        self.progress, self.synthetic = progress, synthetic
+        self.progress, self.synthetic, self.plan = progress, synthetic, plan
         self.gates = options.gates()
+        self._shared = None
+
+    @property
+    def shared(self):
+        """What the int8 artifacts share for --explain and repairs (precision.Shared), made on first use."""
+        if self._shared is None:
+            self._shared = precision.Shared(self)
+        return self._shared
+
+    def judge(self):
+        return self.shared.judge()
+
+    def noise(self, names):
+        return self.shared.noise(names)
+
+    def equalized(self):
+        return self.shared.equalized()
+
+    def equalized_onnx(self):
+        return self.shared.equalized_onnx()
+
+    def close(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
 
     def report(self, stage: str, message: str, **counts_and_level) -> None:
         report(self.progress, stage, message, **counts_and_level)
@@ -192,27 +240,9 @@ class _Context:
             result = not_runnable(self.validation_set, reason)
             return artifact_entry(self.staging, path, fmt, mode, _tensorflow_lite_specs(path), result, extra)
         result = validate(path, self.reference, self.validation_set, self.gates[mode], synthetic=self.synthetic)
+        if self.synthetic:
+            result["synthetic"] = True  # random inputs: what the figures are worth
         return artifact_entry(self.staging, path, fmt, mode, _runtime_model(path), result, extra)
-
-
-def _data_sets(source, options: ConvertOptions):
-    """(calibration set or None, validation set, manifest `calibration` entry or None)."""
-    calibration, samples = options.calibration, options.calibration_samples
-    calibration_set = held_back = None
-    if isinstance(calibration, str) and calibration == "synthetic":
-        calibration_set = data_sets.synthetic(source.inputs, samples)
-    elif calibration is not None:
-        data = data_sets.load_data(calibration, source.inputs, purpose="calibration")
-        calibration_set, held_back = data_sets.split_for_validation(data, samples)
-    if options.validate_data is not None:
-        validation_set = data_sets.load_data(options.validate_data, source.inputs, purpose="validation", limit=1000)
-    elif held_back is not None:
-        validation_set = held_back
-    else:
-        validation_set = data_sets.synthetic(source.inputs, seed=1)  # different samples than synthetic calibration
-    if not options.needs_calibration:
-        return None, validation_set, None
-    return calibration_set, validation_set, {"source": calibration_set.source, "samples": calibration_set.samples}
 
 
 def _tflite_artifacts(context: _Context) -> List[dict]:
@@ -223,6 +253,10 @@ def _tflite_artifacts(context: _Context) -> List[dict]:
     for mode in options.modes:
         path = context.staging / artifact_name("tflite", mode)
         context.report("export", f"converting to TFLite {mode}")
+        if mode is Mode.INT8 and not options.allow_flex:  # calibrated once: --explain and repairs reuse it
+            outcome = precision.tflite_int8(context, path)
+            entries.append(precision.apply_outcome(context.entry(path, "tflite", mode, outcome.extra), outcome))
+            continue
         flex_ops = export_tflite(
             context.source.saved_model_dir, context.source.signature_key, mode, path,
             calibration=context.calibration_set, float_io=options.float_io, allow_flex=options.allow_flex,
@@ -294,23 +328,41 @@ def _onnx_artifacts(context: _Context) -> List[dict]:
                 continue
             onnx_path = (context.staging if "onnx" in formats else Path(scratch)) / artifact_name("onnx", mode)
             context.report("quantize", f"making ONNX {mode}")
+            outcome = None
             if mode is Mode.FP32:
                 shutil.copyfile(base, onnx_path)
             elif mode is Mode.FP16:
                 onnx_export.to_fp16(base, onnx_path)
             elif mode is Mode.DYNAMIC:
                 onnx_quantize.quantize_dynamic_int8(base, onnx_path)
+            elif mode is Mode.INT8:  # calibrated once: --explain and repairs reuse it
+                outcome = precision.onnx_int8(context, base, onnx_path, Path(scratch))
             else:
                 onnx_quantize.quantize_static_int8(base, onnx_path, context.calibration_set, progress=context.progress)
-            extra = {"opset": used_opset}
+            extra = {"opset": used_opset, **(outcome.extra if outcome else {})}
             if "onnx" in formats:
-                entries.append(context.entry(onnx_path, "onnx", mode, extra))
+                entries.append(precision.apply_outcome(context.entry(onnx_path, "onnx", mode, extra), outcome))
             if "ort" in formats:
                 ort_path = context.staging / artifact_name("ort", mode)
                 context.report("export", f"making {ort_path.name} (ONNX Runtime Mobile)")
                 onnx_export.to_ort(onnx_path, ort_path)
-                entries.append(context.entry(ort_path, "ort", mode, extra))
+                entries.append(precision.apply_outcome(context.entry(ort_path, "ort", mode, extra), outcome))
     return entries
+
+
+def _model_folder(source_path: Path) -> Path:
+    return source_path if source_path.is_dir() else source_path.parent
+
+
+def _labels_json(source_path: Path) -> Optional[dict]:
+    """The trainer's labels.json next to the model (what it recorded about the inputs), if readable."""
+    from edgeml_runtime.documents import DocumentError, read_json_object
+
+    labels = _model_folder(source_path) / LABELS_FILE
+    try:
+        return read_json_object(labels, LABELS_FILE) if labels.is_file() else None
+    except DocumentError:
+        return None  # the copy next to the artifacts and the Predictor report it; the range just is not known
 
 
 def _copy_labels(source_path: Path, staging: Path) -> Optional[dict]:

@@ -2,13 +2,18 @@
 
 Builtin ops only unless `allow_flex`: a model that needs TensorFlow (Flex) ops fails here with the op
 names, because the slim runtimes (LiteRT, tflite-runtime) on a device cannot run them.
+
+Full-integer int8 is made in two steps, as the converter itself does: calibration (the float model run on the
+representative data, every tensor's range recorded: the slow part) and quantization of that calibrated model (fast).
+`calibrate` keeps the first step's result, so `quantize_calibrated` can make variants of the same calibration in
+a fraction of a second: ops kept in float (what `--explain` measures and the repair's last rung ships).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from edgeml_runtime.progress import ProgressCallback, report
 
@@ -17,7 +22,7 @@ from edgeml_converters.errors import ConversionError, FlexOpsRequired
 from edgeml_converters.modes import Mode
 from edgeml_converters.tensorflow_env import import_tensorflow
 
-__all__ = ["export_tflite"]
+__all__ = ["calibrate", "export_tflite", "quantize_calibrated"]
 
 
 def export_tflite(
@@ -34,6 +39,10 @@ def export_tflite(
     """Write `destination`; return the Flex ops the model uses (always empty unless allow_flex).
     Calibration reports stage "calibrate" events counting samples (done/total)."""
     mode = Mode(mode)
+    if mode is Mode.INT8 and not allow_flex and calibration is not None:
+        calibrated = calibrate(saved_model_dir, signature_key, calibration, progress=progress)
+        destination.write_bytes(quantize_calibrated(calibrated, float_io=float_io))
+        return []
     tf = import_tensorflow()
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[signature_key])
     builtins = _configure(converter, tf, mode, calibration, float_io, progress)
@@ -44,6 +53,38 @@ def export_tflite(
         raise _explain(error, mode) from None
     destination.write_bytes(flatbuffer)
     return _flex_ops_in(flatbuffer) if allow_flex else []
+
+
+def calibrate(saved_model_dir: Path, signature_key: str, calibration: Dataset, *,
+              progress: ProgressCallback = None, label: str = "calibrating TFLite int8") -> bytes:
+    """The float model with every tensor's calibrated range recorded (the converter's own first step of int8:
+    `_experimental_calibrate_only`, as tf.lite.experimental.QuantizationDebugger uses it)."""
+    tf = import_tensorflow()
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[signature_key])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _representative(calibration, label, progress)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter._experimental_calibrate_only = True  # noqa: SLF001 - the debugger's documented way to get this step
+    try:
+        return converter.convert()
+    except Exception as error:
+        raise _explain(error, Mode.INT8) from None
+
+
+def quantize_calibrated(calibrated: bytes, *, float_io: bool = False, float_ops: Sequence[str] = ()) -> bytes:
+    """int8 from a `calibrate`d model: what the converter makes (int8 weights and activations, int8 inputs and
+    outputs unless `float_io`), except that the ops whose output tensors are named in `float_ops` stay in float
+    (the converter puts Dequantize/Quantize around them)."""
+    tf = import_tensorflow()
+    from tensorflow.lite.python.convert import deduplicate_readonly_buffers, mlir_quantize
+
+    io_type = tf.float32 if float_io else tf.int8
+    try:
+        model = mlir_quantize(calibrated, input_data_type=io_type, output_data_type=io_type,
+                              denylisted_nodes=list(float_ops) or None)
+        return deduplicate_readonly_buffers(model)  # as the converter does: shared constants stored once
+    except Exception as error:
+        raise _explain(error, Mode.INT8) from None
 
 
 def _configure(converter, tf, mode, calibration, float_io, progress):

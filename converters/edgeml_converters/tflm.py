@@ -905,7 +905,7 @@ float value0 = {dequantize};
 - The arena: TFLM's own allocator sets the model up and runs it in {self.measured.required_bytes:,} bytes here;
   `kTensorArenaSize` adds {ARENA_MARGIN:.0%} + {ARENA_SLACK_BYTES} bytes for the scratch buffers optimized kernels
   (CMSIS-NN, ESP-NN) may ask for. Check `interpreter->arena_used_bytes()` on the board.
-- The outputs: {v['samples']} inputs ({v['data']}) through TFLM and through LiteRT differ by at most
+- The outputs: TFLM and LiteRT ran the same {v['samples']} inputs, {v['data']}, and differ by at most
   {v['max_quanta_diff']} {quanta} ({v['exact_fraction']:.1%} of the output values identical).
 - Flash: the model takes {len(self.data):,} bytes; TFLM's code and your application come on top.
 

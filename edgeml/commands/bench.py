@@ -1,10 +1,12 @@
-"""`edgeml bench`: several models, backends and thread counts side by side, with a regression gate."""
+"""`edgeml bench`: several models, backends and thread counts side by side, with a regression gate, and
+with --html FILE a self-contained report (edgeml.report)."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import click
 from edgeml_runtime import EdgeMLError
@@ -46,9 +48,13 @@ def parse_percent(_ctx, _param, value: Optional[str]) -> Optional[float]:
 @click.option("--max-regression", callback=parse_percent, default="10%", show_default=True,
               help="With --baseline: fail (exit 1) when a p50 is slower by more than this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the list of edgeml.bench/1 results on stdout.")
-def bench(models, threads, runs, warmup, min_seconds, backends, input_file, baseline, max_regression, as_json):
+@click.option("--html", "html_file", type=click.Path(dir_okay=False),
+              help="Also write a self-contained HTML report (table, latency plots) to this file.")
+def bench(models, threads, runs, warmup, min_seconds, backends, input_file, baseline, max_regression, as_json,
+          html_file):
     """Benchmark MODELS (files, manifest.json or conversion directories) side by side."""
     from edgeml_runtime import benchmark
+    from edgeml_runtime.memory import reset_peak_rss
     from edgeml_runtime.progress import report
     from edgeml_runtime.regression import check_regressions, compare_to_baseline, load_baseline
 
@@ -61,19 +67,31 @@ def bench(models, threads, runs, warmup, min_seconds, backends, input_file, base
         for thread_count in (threads or [None])
     ]
     results = []
+    cores = os.cpu_count() or 1
     with ProgressDisplay("benchmarking") as display:
+        if threads and max(threads) > cores:
+            report(display, "bench", f"--threads {max(threads)} is more than this machine's {cores} cores: those "
+                                     "threads take turns on the cores, so their latency says little about a device "
+                                     "with that many cores", level="warning")
         for index, (path, backend, thread_count) in enumerate(configurations):
             label = f"{path.name} {backend or 'default backend'} threads={thread_count or 'all'}"
             report(display, "bench", f"benchmarking {label}", done=index, total=len(configurations))
             result = benchmark(path, backend=backend, threads=thread_count, runs=runs, warmup=warmup,
                                min_seconds=min_seconds, inputs=input_file).to_dict()
+            _describe_quantization(result, path)
             results.append(result)
             report(display, "bench", f"{path.name} {result['backend']} threads={result['threads']}: "
                                      f"p50 {format_ms(result['latency_ms']['p50'])}")
+    peak_resets = reset_peak_rss()
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:
         stdout_console().print(results_table(results))
+        stdout_console().print(peak_memory_note(peak_resets), markup=False, highlight=False, style="dim")
+    if html_file:
+        path = _write_html(html_file, results, models)
+        if not as_json:
+            stdout_console().print(f"report: {path}", markup=False, highlight=False, soft_wrap=True)
     if baseline_results is not None:
         rows = compare_to_baseline(results, baseline_results, max_regression)
         for row in rows:  # the gate's verdict is a log next to the results: stderr, so --json stays clean
@@ -81,6 +99,66 @@ def bench(models, threads, runs, warmup, min_seconds, backends, input_file, base
                        f"{format_ms(row.p50_ms)} ({row.change:+.1%}) {'REGRESSION' if row.regressed else 'ok'}",
                        err=True)
         check_regressions(rows, max_regression)
+
+
+def peak_memory_note(resets: bool) -> str:
+    """What the peak RSS column measures, and how far rows compare."""
+    basis = ("peak MB: this process's resident-memory high-water mark (peak RSS) while the model loaded and ran, "
+             "Python, numpy and the backend's libraries included (not the model's own footprint); ")
+    if resets:
+        return basis + "reset before each model, so rows compare with each other"
+    return basis + ("this OS cannot reset it between models: a row includes every model before it; bench one "
+                    "model per command to compare")
+
+
+def _describe_quantization(result: dict, path: Path) -> None:
+    """The model's quantization from its graph (a QDQ ONNX or a --float-io TFLite model is int8 with float
+    I/O, which the runtime's `quantization`, taken from the inputs, calls float); `io_quantized`: whether
+    it takes and gives integers."""
+    from edgeml.inspection import model_quantization
+
+    io_quantization = result.get("quantization")
+    result["quantization"] = model_quantization(path, result.get("format")) or io_quantization
+    result["io_quantized"] = io_quantization is not None
+
+
+def quantization_label(result: dict) -> str:
+    quantization = result.get("quantization")
+    if not quantization:
+        return "fp32"
+    if result.get("io_quantized") is False and quantization not in ("fp16", "dynamic"):
+        return f"{quantization} (float I/O)"
+    return quantization
+
+
+def _write_html(html_file, results: List[dict], arguments) -> Path:
+    """The report, with each artifact's validation and the recommended one when it came from a manifest."""
+    from edgeml.report import bench_report, write_report
+
+    entries, scores = _manifest_entries(arguments)
+    return write_report(html_file, bench_report(results, entries, scores=scores))
+
+
+def _manifest_entries(arguments) -> Tuple[Dict[str, dict], Optional[bool]]:
+    """Resolved model path -> its conversion-manifest entry (plus `recommended`), for the arguments that are
+    manifests or conversion directories; and whether their outputs are class scores (None: unknown)."""
+    from edgeml_runtime.documents import read_conversion_manifest
+
+    from edgeml.report import outputs_are_scores
+
+    entries, scores = {}, None
+    for argument in arguments:
+        path = Path(argument)
+        if not (path.is_dir() or path.suffix == ".json"):
+            continue
+        manifest = read_conversion_manifest(path)
+        recommended = manifest.data.get("recommended")
+        recommended = recommended.get("path") if isinstance(recommended, dict) else recommended
+        for artifact in manifest.artifacts:
+            entries[str(artifact.file.resolve())] = {**artifact.entry, "recommended": artifact.path == recommended}
+        if scores is None:
+            scores = outputs_are_scores(manifest.directory, manifest.data)
+    return entries, scores
 
 
 def backends_to_run(path: Path, requested: Optional[str]) -> List[Optional[str]]:
@@ -115,7 +193,7 @@ def results_table(results: List[dict]):
         if latency["p50"] == fastest and len(results) > 1:
             p50 = f"[bold green]{p50}[/]"
         table.add_row(
-            Path(result["model"]).name, result["format"], result["quantization"] or "float",
+            Path(result["model"]).name, result["format"], quantization_label(result),
             f"{result['backend']} {result['backend_version']}", str(result["threads"]),
             format_size(result["model_bytes"]), f"{result['init_ms']:.1f}", f"{result['first_ms']:.2f}",
             p50, f"{latency['p90']:.3f}", f"{latency['p99']:.3f}", f"{result['throughput_ips']:.0f}",

@@ -52,22 +52,38 @@ def _split(values) -> list:
 @click.option("--opset", type=click.IntRange(min=13), help="ONNX opset (default 17).")
 @click.option("--allow-flex", is_flag=True, help="Allow TensorFlow (Flex) ops in TFLite; the slim runtime "
               "cannot run such a model.")
-@click.option("--unsafe", is_flag=True, help="Load models with Lambda layers (runs code from the file).")
+@click.option("--unsafe", is_flag=True, help="Load models that carry code: Keras Lambda layers, SavedModels whose "
+              "graph touches files, runs Python or reaches the network (runs it on this machine).")
 @click.option("--min-cosine", type=click.FloatRange(-1, 1), help="Cosine gate for quantized artifacts.")
 @click.option("--min-agreement", type=click.FloatRange(0, 1), help="Top-1 agreement gate for quantized artifacts.")
 @click.option("--fp32-tolerance", type=click.FloatRange(min=0), help="fp32 gate: max diff / output range "
               "(default 1e-4).")
+@click.option("--input-range", "input_range", multiple=True, metavar="[NAME=]LO,HI",
+              help="The range of values the model's input expects, e.g. 0,1 or -1,1 or 0,255 (NAME=LO,HI per input, "
+                   "repeatable). Image folders are scaled into it, synthetic data drawn from it. Default: what "
+                   "labels.json records, else the model's Rescaling layer, else the calibration data's range.")
+@click.option("--explain", is_flag=True, help="Rank each int8 artifact's layers by the output error they cause "
+              "(measured with each layer kept in float); the table and a suggested exclusion list go to the "
+              "manifest (validation.layers).")
+@click.option("--max-drop", "max_drop", type=click.FloatRange(0, 100), metavar="PTS",
+              help="Accuracy budget: each int8 artifact must stay within PTS points of the original (accuracy on "
+                   "labelled --eval-data, else top-1 agreement). Missed: repair (better calibration, equalization, "
+                   "16-bit activations, the fewest layers in float).")
+@click.option("--eval-data", "eval_data", metavar="PATH", help="Labelled evaluation data for --max-drop: .npz with "
+              "inputs (x, or by input name) and labels y. Default: test.npz next to the model.")
+@click.option("--no-repair", "no_repair", is_flag=True, help="Do not repair an int8 artifact that misses its gate "
+              "or budget; report it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 def convert(source, output_dir, formats, quantize, int8, fp16, dynamic, calibration, calibration_samples,
             validate_data, float_io, opset, allow_flex, unsafe, min_cosine, min_agreement, fp32_tolerance,
-            as_json):
+            input_range, explain, max_drop, eval_data, no_repair, as_json):
     """Convert SOURCE (.keras, .h5 or a SavedModel directory) to TFLite and ONNX, and check each
     artifact against the original. Exit 1 when an artifact misses its validation gate (files and
     manifest are kept), 2 on bad input. With --to tflm, a model TensorFlow Lite Micro cannot run
     (an operator it lacks) exits 2 naming it, after writing the other artifacts."""
     if Mode is None:
         raise EdgeMLError(f"edgeml convert needs the converters (TensorFlow, tf2onnx): {INSTALL_HINT}")
-    from edgeml_converters import ConvertOptions, GatesFailed
+    from edgeml_converters import ConvertOptions, GatesFailed, IncompleteConversion
     from edgeml_converters import convert as convert_model
 
     modes = [Mode.FP32, *_split(quantize)]
@@ -76,20 +92,36 @@ def convert(source, output_dir, formats, quantize, int8, fp16, dynamic, calibrat
         formats=_split([formats]), modes=modes, calibration=calibration, calibration_samples=calibration_samples,
         validate_data=validate_data, float_io=float_io, opset=opset, allow_flex=allow_flex, unsafe=unsafe,
         fp32_tolerance=fp32_tolerance, min_cosine=min_cosine, min_agreement=min_agreement,
+        input_range=list(input_range), explain=explain, max_drop=max_drop, eval_data=eval_data, repair=not no_repair,
     )
     # On a terminal a live status line; piped or logged, one line per step (stderr: --json stays clean).
     with ProgressDisplay(f"converting {Path(source).name}") as display:
         try:
             manifest = convert_model(source, output_dir, options, progress=display)
             failure = None
-        except GatesFailed as error:
+        except (GatesFailed, IncompleteConversion) as error:  # what was made is written: show it, then fail
             manifest, failure = error.manifest, error
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
     else:
         stdout_console().print(summary_table(manifest))
+        for table in explain_tables(manifest):  # --explain: which layers cost each int8 artifact its accuracy
+            stdout_console().print(table)
+    _write_report(source, output_dir, manifest, quiet=as_json)
     if failure is not None:
         raise failure
+
+
+def _write_report(source, output_dir, manifest: dict, *, quiet: bool) -> None:
+    """OUT/report.html next to manifest.json (edgeml.report); its path under the table (not with --json)."""
+    from edgeml_converters.output_dir import default_output_dir
+
+    from edgeml.report import write_convert_report
+
+    out = Path(output_dir).expanduser().resolve() if output_dir else default_output_dir(Path(source).resolve())
+    path = write_convert_report(out, manifest)
+    if not quiet:
+        stdout_console().print(f"report: {path}", markup=False, highlight=False, soft_wrap=True)
 
 
 def summary_table(manifest: dict):
@@ -120,14 +152,61 @@ def summary_table(manifest: dict):
         else:
             verdict = f"[red]FAILED[/red] (needs {check.get('gate', '')})"
         if check.get("max_quanta_diff") is not None:  # TFLM: how far its integer outputs are from LiteRT's
-            verdict += f", {check['max_quanta_diff']} quanta vs LiteRT"
+            quanta = check["max_quanta_diff"]
+            verdict += f", {quanta} {'quantum' if quanta == 1 else 'quanta'} vs LiteRT"
+        verdict += _precision_notes(entry)
+        mode = entry["quantization"] + (" (mixed)" if entry.get("mixed") else "")
         table.add_row(
-            entry["path"], entry["format"], entry["quantization"], format_size(size),
+            entry["path"], entry["format"], mode, format_size(size),
             f"{size / baseline:.2f}x" if baseline else "-", *arena,
             _agreement(agreement, check.get("decisive_top1_agreement")),
             "-" if cosine is None else f"{cosine:.5f}", "-" if diff is None else f"{diff:.3g}", verdict,
         )
     return table
+
+
+def _precision_notes(entry: dict) -> str:
+    """', accuracy 98.1% (-0.3 pt)', ', repaired: (b) cross-layer equalization', ', kept in float: dense_1'."""
+    notes = ""
+    evaluation = entry["validation"].get("eval")
+    if evaluation:
+        name = "accuracy" if evaluation["metric"] == "accuracy" else evaluation["metric"]
+        notes += f", {name} {evaluation['artifact']:.1%} ({-evaluation['drop_points']:+.1f} pt)"
+    repair = entry.get("repair")
+    if repair:
+        notes += f", repaired: ({repair['rung']}) {repair['applied']}" if repair.get("rung") else ", repair failed"
+        if repair.get("slower_than_fp32"):
+            notes += " [yellow](slower than fp32)[/yellow]"
+    mixed = entry.get("mixed")
+    if mixed:
+        notes += "; not int8: " + ", ".join(f"{item['layer']} {item['precision']}" for item in mixed)
+    return notes
+
+
+def explain_tables(manifest: dict) -> list:
+    """For each artifact --explain measured: its layers, worst first (error with the layer kept in float, share of
+    the int8 error that goes away), and the suggested layers to keep in float."""
+    from rich.table import Table
+
+    tables = []
+    for entry in manifest["artifacts"]:
+        check = entry["validation"]
+        if not check.get("layers") or entry["format"] == "ort":
+            continue
+        explain = check.get("explain", {})
+        suggested = check.get("suggested_float")
+        caption = (f"int8 output error {explain.get('int8_error', 0):.3g} (||int8 - original|| / ||original||); "
+                   f"suggested to keep in float: {', '.join(suggested) if suggested else 'none found within 3 layers'}")
+        if explain.get("preselected"):
+            caption += f"; measured: {explain['preselected']}"
+        table = Table(title=f"--explain: {entry['path']}", caption=caption)
+        for column in ("layer", "op", "error in float", "share", "kept in float with it"):
+            table.add_column(column, justify="right" if column in ("error in float", "share") else "left")
+        for row in check["layers"]:
+            table.add_row(row["name"], row.get("op", ""), f"{row['error_in_float']:.3g}", f"{row['share']:.1%}",
+                          ", ".join(row.get("kept_in_float", [])))
+        tables.append(table)
+    return tables
 
 
 def _agreement(raw, decisive) -> str:

@@ -17,11 +17,24 @@ PROFILES_OPTION = click.option(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def devices(ctx, profile_dirs, as_json):
-    """List device profiles (`edgeml devices`), show one (`edgeml devices show rpi5`)."""
+    """List device profiles (`edgeml devices` or `edgeml devices list`), show one (`edgeml devices show rpi5`)."""
     ctx.ensure_object(dict)
     ctx.obj["profile_dirs"] = profile_dirs
-    if ctx.invoked_subcommand is not None:
-        return
+    ctx.obj["as_json"] = as_json
+    if ctx.invoked_subcommand is None:
+        list_profiles(profile_dirs, as_json)
+
+
+@devices.command("list")
+@PROFILES_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def list_command(ctx, profile_dirs, as_json):
+    """List device profiles (the same as `edgeml devices`)."""
+    list_profiles([*ctx.obj.get("profile_dirs", ()), *profile_dirs], as_json or ctx.obj.get("as_json", False))
+
+
+def list_profiles(profile_dirs, as_json: bool) -> None:
     from rich.table import Table
 
     from edgeml.console import format_size, stdout_console

@@ -50,6 +50,8 @@ def _print_summary(console, summary) -> None:
         balance = ", ".join(f"{name}: {count}" for name, count in summary["class_balance"].items())
         console.print(f"class balance ({summary.get('target') or 'folders'}): {balance}; "
                       f"majority share {summary['majority_share']:.1%}")
+    for note in summary.get("notes") or []:
+        console.print(f"note: {note}", markup=False, highlight=False)
     console.print(f"wrote {len(summary['files'])} files: " + ", ".join(summary["files"]))
 
 

@@ -19,9 +19,11 @@ from edgeml.console import stdout_console
 @click.option("--profiles", "profile_dirs", multiple=True, type=click.Path(file_okay=False),
               help="Extra folder of device profiles (*.toml); may be repeated.")
 @click.option("--check", is_flag=True, help="With --device: exit 1 when the model does not fit.")
+@click.option("--unsafe", is_flag=True, help="Load Keras models with Lambda layers (runs code from the file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def inspect(model: Path, device, profile_dirs, check: bool, as_json: bool):
-    """Show what MODEL (.tflite, .onnx, .ort, .keras, .h5) takes and gives, and what it is made of."""
+def inspect(model: Path, device, profile_dirs, check: bool, unsafe: bool, as_json: bool):
+    """Show what MODEL (.tflite, .onnx, .ort, .keras, Keras 2 .h5 or a SavedModel directory) takes and gives,
+    and what it is made of."""
     from edgeml.inspection import device_fit, inspect_model
 
     if check and not device:
@@ -31,7 +33,7 @@ def inspect(model: Path, device, profile_dirs, check: bool, as_json: bool):
         from edgeml.device.profiles import get_profile
 
         profile = get_profile(device, profile_dirs)  # an unknown device fails before the model is read
-    report = inspect_model(model)
+    report = inspect_model(model, unsafe=unsafe)
     if profile is not None:
         report["fit"] = device_fit(model, report, profile)
         report["fits"] = report["fit"]["fits"]
@@ -45,11 +47,27 @@ def inspect(model: Path, device, profile_dirs, check: bool, as_json: bool):
         raise CheckFailed(f"{model.name} does not fit {profile.name}")
 
 
+def quantization_text(report: dict) -> str:
+    """'int8', 'int8 (float32 inputs/outputs)' for a model quantized inside with float I/O, or 'none'."""
+    quantization, io = report.get("quantization"), report.get("io_dtype")
+    if not quantization:
+        return "none"
+    if io and io.startswith("float") and quantization not in ("fp16", "dynamic"):
+        return f"{quantization} ({io} inputs/outputs)"
+    return quantization
+
+
 def _print_report(model: Path, report: dict) -> None:
+    from edgeml.console import format_size
+
     console = stdout_console()
     parameters = f"{report['parameters']:,}" if report["parameters"] is not None else "unknown"
-    console.print(f"[bold]{model.name}[/]  {report['format']}  {report['bytes']:,} bytes  "
-                  f"quantization {report['quantization'] or 'none'}  parameters {parameters}")
+    console.print(f"[bold]{model.name}[/]  {report['format']}  {format_size(report['bytes'])}  "
+                  f"quantization {quantization_text(report)}  parameters {parameters}", highlight=False)
+    if report.get("loader"):
+        console.print(f"loaded with {report['loader']}", markup=False, highlight=False, style="dim")
+    for note in report.get("notes") or []:
+        console.print(f"note: {note}", markup=False, highlight=False)
     console.print(tensor_table(report))
     if report["ops"]:
         ops = ", ".join(f"{name}×{count}" for name, count in sorted(report["ops"].items()))

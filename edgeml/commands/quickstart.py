@@ -12,7 +12,7 @@ from edgeml.console import ProgressDisplay, format_ms, format_size, stdout_conso
 
 @click.command()
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), default="demo-output",
-              show_default=True, help="Everything goes here: model/, converted/, quickstart.json.")
+              show_default=True, help="Everything goes here: model/, converted/, quickstart.json, report.html.")
 @click.option("--epochs", type=click.IntRange(1, 1000), default=60, show_default=True,
               help="Maximum epochs (early stopping usually ends sooner).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -55,3 +55,5 @@ def _print_table(console, result) -> None:
     backends = sorted({f"{row['format']}: {row['backend']}" for row in result.rows})
     console.print(f"p50 = median single-sample latency ({', '.join(backends)}, keras: tensorflow)")
     console.print(f"outputs in {result.outdir}/ (model/, converted/, quickstart.json)")
+    console.print(f"report: {result.outdir / 'report.html'} (open it in a browser: table, trade-off plot, latency, "
+                  "training curves, confusion matrix)", highlight=False, soft_wrap=True)

@@ -29,9 +29,14 @@ from edgeml_runtime.files import sha256_file
 
 from edgeml.device.profiles import DeviceProfile
 
-__all__ = ["BundleError", "BundleResult", "build_bundle", "read_bundle_manifest", "sha256_file"]
+__all__ = ["BundleError", "BundleResult", "build_bundle", "read_bundle_manifest", "read_bundle_signature",
+           "sha256_file"]
 
+# The rule for bundle names and versions (they become folder names on the device). The on-device agent
+# keeps a copy (it cannot import edgeml) and applies it again; tests/devices/test_agent_constants.py
+# checks that the two agree.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+MAX_NAME_LENGTH = 64
 
 
 class BundleError(EdgeMLError):
@@ -44,6 +49,7 @@ class BundleResult:
     sha256: str
     manifest: dict
     skipped: List[str] = field(default_factory=list)
+    signed_by: Optional[str] = None  # the signing key's SHA256 fingerprint
 
     @property
     def name(self) -> str:
@@ -57,7 +63,10 @@ class BundleResult:
 
 
 def build_bundle(source: Path, profile: DeviceProfile, output: Optional[Path], *, name: Optional[str] = None,
-                 version: Optional[str] = None, python: Optional[str] = None, wheels: bool = True) -> BundleResult:
+                 version: Optional[str] = None, python: Optional[str] = None, wheels: bool = True,
+                 sign: Optional[Path] = None) -> BundleResult:
+    """Build the bundle; with `sign` (an OpenSSH private key, or a .pub whose key is in ssh-agent), put an
+    `ssh-keygen -Y sign` signature of the manifest right after it (see edgeml.device.signing)."""
     source = Path(source)
     models, skipped = collect_models(source, profile)
     model_hashes = {arcname: sha256_file(path) for arcname, path in models}
@@ -80,11 +89,18 @@ def build_bundle(source: Path, profile: DeviceProfile, output: Optional[Path], *
             "models": [{"path": arcname, "format": formats.format_of_path(arcname), "sha256": model_hashes[arcname]}
                        for arcname, _ in models if formats.format_of_path(arcname)],
             "edgeml": metadata.version("edgeml"), "edgeml_runtime": metadata.version("edgeml-runtime"),
-            "files": [{"path": arcname, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+            "files": [{"path": _checked_path(arcname), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
                       for arcname, path in files],
         }
-        _write_tarball(output, f"{name}-{version}", manifest, files, created)
-    return BundleResult(Path(output), sha256_file(output), manifest, skipped)
+        manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        signature = signer = None
+        if sign is not None:
+            from edgeml.device import signing
+
+            signature = signing.sign(manifest_bytes, Path(sign))
+            signer = signing.signer(signature)
+        _write_tarball(output, f"{name}-{version}", manifest_bytes, files, created, signature)
+    return BundleResult(Path(output), sha256_file(output), manifest, skipped, signer)
 
 
 def collect_models(source: Path, profile: DeviceProfile) -> Tuple[List[Tuple[str, Path]], List[str]]:
@@ -115,6 +131,8 @@ def _collect_from_manifest(path: Path, profile: DeviceProfile):
         raise BundleError(str(error)) from None
     models, skipped = [(f"models/{formats.MANIFEST_FILE}", path)], []
     for artifact in manifest.artifacts:
+        if artifact.format in formats.SOURCE_TARGETS:  # TFLM sources: for a microcontroller's firmware, not a bundle
+            continue
         if not artifact.file.is_file():
             raise BundleError(f"{path}: artifact {artifact.path} is missing; re-run edgeml convert")
         if artifact.sha256 and sha256_file(artifact.file) != artifact.sha256:
@@ -172,17 +190,20 @@ def _payload(tmp: Path, models, profile, backends, python, wheels) -> List[Tuple
     return sorted(files)
 
 
-def _write_tarball(output: Path, top: str, manifest: dict, files, created: int) -> None:
+def _write_tarball(output: Path, top: str, manifest_bytes: bytes, files, created: int,
+                   signature: Optional[bytes] = None) -> None:
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
-    manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     try:
         with open(partial, "wb") as raw, \
                 gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped, \
                 tarfile.open(fileobj=zipped, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             manifest_member = _member(f"{top}/{formats.BUNDLE_MANIFEST_FILE}", len(manifest_bytes), created)
             tar.addfile(manifest_member, io.BytesIO(manifest_bytes))
+            if signature is not None:
+                tar.addfile(_member(f"{top}/{formats.BUNDLE_SIGNATURE_FILE}", len(signature), created),
+                            io.BytesIO(signature))
             for arcname, path in files:
                 mode = 0o755 if arcname.endswith(".sh") else 0o644
                 with open(path, "rb") as handle:
@@ -220,7 +241,37 @@ def read_bundle_manifest(path: Path) -> Tuple[dict, str]:
         bundle_manifest_from_dict(manifest, path)
     except DocumentError as error:
         raise BundleError(str(error)) from None
+    _check_names(manifest, path)
     return manifest, first.name.split("/", 1)[0]
+
+
+def read_bundle_signature(path: Path) -> Optional[bytes]:
+    """The signature member of a bundle (right after the manifest), or None when it is not signed."""
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            first, second = tar.next(), tar.next()
+            if first is None or second is None or not second.isfile():
+                return None
+            if second.name != f"{first.name.split('/', 1)[0]}/{formats.BUNDLE_SIGNATURE_FILE}":
+                return None
+            return tar.extractfile(second).read(64 << 10)
+    except (tarfile.TarError, OSError, ValueError, EOFError) as error:
+        raise BundleError(f"{path}: not a readable edgeml bundle ({error}); rebuild it with edgeml bundle") from None
+
+
+def _check_names(manifest: dict, path: Path) -> None:
+    """The names the device turns into paths, checked with the build-time rules before anything is sent."""
+    from edgeml.device import agent
+
+    hint = "; it was not made by edgeml bundle, or was changed after: rebuild it"
+    for what in ("name", "version"):
+        value = manifest.get(what)
+        _checked(what, value if isinstance(value, str) else "", hint)
+    for entry in [*manifest.get("files", []), *manifest.get("models", [])]:
+        problem = agent.path_problem(entry.get("path"))
+        if problem:
+            raise BundleError(f"{path}: refusing the bundle: its file path {json.dumps(entry.get('path'))} "
+                              f"{problem}{hint}")
 
 
 def _default_name(source: Path) -> str:
@@ -236,11 +287,21 @@ def _default_version(model_hashes: Dict[str, str]) -> str:
     return digest.hexdigest()[:12]
 
 
-def _checked(what: str, value: str) -> str:
-    if not SAFE_NAME.fullmatch(value) or len(value) > 64:
+def _checked(what: str, value: str, hint: Optional[str] = None) -> str:
+    if not SAFE_NAME.fullmatch(value) or len(value) > MAX_NAME_LENGTH:
         raise BundleError(f"bundle {what} '{value}' may only hold letters, digits, '.', '_', '+' and '-' "
-                          "(at most 64, not starting with '.' or '-'); pass --" + what)
+                          f"(at most {MAX_NAME_LENGTH}, not starting with '.' or '-')" + (hint or f"; pass --{what}"))
     return value
+
+
+def _checked_path(arcname: str) -> str:
+    """A file's path in the bundle, checked with the rule the device applies (the agent's own function)."""
+    from edgeml.device import agent
+
+    problem = agent.path_problem(arcname)
+    if problem:
+        raise BundleError(f"cannot bundle {json.dumps(arcname)}: the path {problem}; rename the file")
+    return arcname
 
 
 def _created_epoch(paths: List[Path]) -> int:

@@ -262,12 +262,17 @@ def _mcu_profile(data: dict, source: str) -> DeviceProfile:
     )
 
 
-def _check_mcu_values(data: dict) -> List[str]:
+def _name_and_arch_problems(data: dict, arches) -> List[str]:
     problems = []
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", data["name"]):
         problems.append("'name' may only hold letters, digits, '.', '_' and '-'")
-    if data["arch"] not in MCU_ARCHES:
-        problems.append(f"'arch' must be one of {', '.join(MCU_ARCHES)}")
+    if data["arch"] not in arches:
+        problems.append(f"'arch' must be one of {', '.join(arches)}")
+    return problems
+
+
+def _check_mcu_values(data: dict) -> List[str]:
+    problems = _name_and_arch_problems(data, MCU_ARCHES)
     if data.get("fpu", "none") not in FPUS:
         problems.append(f"'fpu' must be one of {', '.join(FPUS)}")
     sizes = ("clock_mhz", "ram_kb", "flash_kb", "cores", "contiguous_ram_kb")
@@ -285,11 +290,7 @@ def _check_mcu_values(data: dict) -> List[str]:
 
 
 def _check_values(data: dict) -> List[str]:
-    problems = []
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", data["name"]):
-        problems.append("'name' may only hold letters, digits, '.', '_' and '-'")
-    if data["arch"] not in ARCHES:
-        problems.append(f"'arch' must be one of {', '.join(ARCHES)}")
+    problems = _name_and_arch_problems(data, ARCHES)
     if not re.fullmatch(r"3\.\d+", data["python"]):
         problems.append("'python' must be a version like \"3.11\"")
     if not data["platforms"] or not all(isinstance(p, str) and p for p in data["platforms"]):

@@ -35,6 +35,9 @@ class SshTarget:
         match = TARGET.match(spec.strip())
         if not match or (match.group("port") and not 0 < int(match.group("port")) < 65536):
             raise EdgeMLError(f"--host '{spec}' is not user@host[:port] (IPv6: user@[::1]:22)")
+        # ssh would read a destination starting with '-' as an option (e.g. -oProxyCommand=...).
+        if any(part and part.startswith("-") for part in (match.group("user"), match.group("host"))):
+            raise EdgeMLError(f"--host '{spec}': a user or host name cannot start with '-'")
         port = int(match.group("port")) if match.group("port") else None
         return cls(spec, match.group("ipv6") or match.group("host"), match.group("user"), port)
 
@@ -62,11 +65,14 @@ class SshOptions:
 
 
 def remote_path(path: str) -> str:
-    """Quote a remote path for the remote shell, keeping a leading ~ as the login's $HOME."""
+    """Quote a remote path (or a program's path or name) for the remote shell as one word, keeping a
+    leading ~ as the login's $HOME; one starting with '-' becomes ./-... so no command takes it for an option."""
     if path == "~":
         return '"$HOME"'
     if path.startswith("~/"):
         return '"$HOME"/' + shlex.quote(path[2:])
+    if path.startswith("-"):
+        path = "./" + path
     return shlex.quote(path)
 
 
@@ -77,11 +83,11 @@ class Ssh:
 
     def ssh_argv(self, command: str) -> List[str]:
         port = ["-p", str(self.target.port)] if self.target.port else []
-        return [_tool("ssh"), *self.options.common(), *port, self.target.destination(), command]
+        return [_tool("ssh"), *self.options.common(), *port, "--", self.target.destination(), command]
 
     def scp_argv(self, local: str, remote: str) -> List[str]:
         port = ["-P", str(self.target.port)] if self.target.port else []
-        return [_tool("scp"), "-q", *self.options.common(), *port, local,
+        return [_tool("scp"), "-q", *self.options.common(), *port, "--", local,
                 f"{self.target.destination(for_scp=True)}:{remote}"]
 
     def run(self, command: str, *, input: Optional[str] = None, timeout: Optional[float] = None,

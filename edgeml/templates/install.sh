@@ -15,9 +15,10 @@ done
 
 if [ -n "$pip_wheel" ]; then
     "$python" -m venv --without-pip "$venv"
-    # Ignore the device's pip configuration: everything comes from wheels/.
+    # Ignore the device's pip configuration: everything comes from wheels/, and only as wheels (pip never
+    # runs a package's build code on the device).
     PIP_CONFIG_FILE=/dev/null "$venv/bin/python" "$pip_wheel/pip" install --no-index --find-links "$here/wheels" \
-        --no-cache-dir --disable-pip-version-check --quiet -r "$here/requirements.txt"
+        --only-binary=:all: --no-cache-dir --disable-pip-version-check --quiet -r "$here/requirements.txt"
 else
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --find-links "$here/wheels" --disable-pip-version-check --quiet \

@@ -74,16 +74,23 @@ def builtin_dataset(name: str, *, task: str = "auto") -> Dataset:
 def npz_dataset(path: Path, *, task: str = "auto") -> Dataset:
     """Arrays `x` (N, features) or (N, H, W[, C]) images, and labels or values `y`."""
     import pandas as pd
+    from edgeml_runtime import InputError
+    from edgeml_runtime.arrayfiles import read_array_file
 
     try:
-        with np.load(path, allow_pickle=False) as arrays:
-            missing = [key for key in ("x", "y") if key not in arrays.files]
-            if missing:
-                raise DataError(f"{path} lacks array {missing[0]!r} (has {', '.join(arrays.files)}); "
-                                "save it with numpy.savez(path, x=inputs, y=labels)")
-            x, y = arrays["x"], arrays["y"]
-    except (ValueError, OSError) as error:
-        raise DataError(f"cannot read {path}: {error}") from error
+        # headers checked before anything is allocated: numbers only, no bigger than the file, within a limit
+        arrays = read_array_file(path)
+    except InputError as error:
+        raise DataError(f"cannot use {error}") from None
+    if not isinstance(arrays, dict):
+        raise DataError(f"{path} is not an .npz archive; save it with numpy.savez(path, x=inputs, y=labels)")
+    missing = [key for key in ("x", "y") if key not in arrays]
+    if missing:
+        raise DataError(f"{path} lacks array {missing[0]!r} (has {', '.join(arrays) or 'none'}); "
+                        "save it with numpy.savez(path, x=inputs, y=labels)")
+    x, y = arrays["x"], arrays["y"]
+    if x.ndim == 0 or y.ndim == 0:
+        raise DataError(f"{path}: 'x' and 'y' must have one row per example; got shapes {x.shape} and {y.shape}")
     if len(x) == 0:
         raise DataError(f"{path} is empty: 'x' has no rows")
     if len(x) != len(y):
@@ -92,6 +99,7 @@ def npz_dataset(path: Path, *, task: str = "auto") -> Dataset:
         raise DataError(f"{path}: 'x' must be numeric, got dtype {x.dtype}")
     if y.ndim > 1 and y.shape[1:] != (1,):
         raise DataError(f"{path}: 'y' has shape {y.shape}; expected one label or value per row")
+    _refuse_nonfinite(x, y, path)
     target = pd.Series(y.reshape(len(y)))
     task = infer_task(target, task, "y")
     labels, classes = encode_target(target, task, "y")
@@ -100,6 +108,21 @@ def npz_dataset(path: Path, *, task: str = "auto") -> Dataset:
     if x.ndim in (3, 4):
         return _npz_images(x, labels, classes, task, str(path))
     raise DataError(f"{path}: 'x' has shape {x.shape}; expected (N, features) or (N, H, W[, C]) images")
+
+
+def _refuse_nonfinite(x: np.ndarray, y: np.ndarray, path: Path) -> None:
+    """Infinities are refused everywhere (no fill means anything for them); NaN is a gap in a table's 'x'
+    (filled with the column's median, as for CSV files) and refused in images and in 'y'."""
+    checks = [("x", x, x.ndim != 2), ("y", y, True)]
+    for name, array, nan_refused in checks:
+        if array.dtype.kind not in "fc":
+            continue
+        bad = ~np.isfinite(array) if nan_refused else np.isinf(array)
+        if bad.any():
+            row = int(np.argmax(bad.reshape(len(array), -1).any(axis=1)))
+            kind, fix = ("NaN or infinite", "") if nan_refused else ("infinite", ", or NaN to have them filled")
+            raise DataError(f"{path}: '{name}' has {int(bad.sum())} {kind} value(s) (first in row {row}); replace "
+                            f"them with real numbers{fix}")
 
 
 def _npz_table(x, y, classes, task, source) -> Dataset:

@@ -55,13 +55,20 @@ def _as_frame(path, dataset):
     if source.suffix.lower() in TABLE_SUFFIXES:
         return read_table(source), str(source)
     if source.suffix.lower() == ".npz":
-        with np.load(source, allow_pickle=False) as arrays:
-            if "x" not in arrays.files:
-                raise DataError(f"{source} lacks array 'x' (has {', '.join(arrays.files)})")
-            x = arrays["x"].reshape(len(arrays["x"]), -1)
-            frame = pd.DataFrame(x, columns=[f"x{index}" for index in range(x.shape[1])])
-            if "y" in arrays.files:
-                frame["y"] = arrays["y"]
+        from edgeml_runtime import InputError
+        from edgeml_runtime.arrayfiles import read_array_file
+
+        try:
+            arrays = read_array_file(source)  # headers checked before anything is allocated
+        except InputError as error:
+            raise DataError(f"cannot use {error}") from None
+        if not isinstance(arrays, dict) or "x" not in arrays or arrays["x"].ndim == 0:
+            has = ", ".join(arrays) if isinstance(arrays, dict) else "one unnamed array"
+            raise DataError(f"{source} lacks array 'x' with one row per example (has {has})")
+        x = arrays["x"].reshape(len(arrays["x"]), -1)
+        frame = pd.DataFrame(x, columns=[f"x{index}" for index in range(x.shape[1])])
+        if "y" in arrays:
+            frame["y"] = arrays["y"]
         return frame, str(source)
     raise DataError(f"unsupported data file {source.name!r}; use .csv, .tsv, .parquet, .npz or an image folder")
 
@@ -84,6 +91,11 @@ def _table_summary(frame, target: Optional[str], staged: Optional[StagedOutput])
         balance = {str(key): int(count) for key, count in frame[target].value_counts().sort_index().items()}
         summary["class_balance"] = balance
         summary["majority_share"] = round(max(balance.values()) / sum(balance.values()), 4)
+    elif target is None:
+        summary["notes"] = [f"class balance skipped: no --target given and no column named "
+                            f"{'/'.join(DEFAULT_TARGETS)}; pass --target COLUMN to see it"]
+    else:
+        summary["notes"] = [f"class balance skipped: target {target!r} looks numeric (regression)"]
     if staged is not None:
         numeric = frame.select_dtypes(include="number")
         if not numeric.empty:

@@ -1,7 +1,8 @@
 """The whole product on built-in data: train digits, convert, measure each artifact's accuracy and speed.
 
 Accuracy is measured through `edgeml_runtime` on the held-out test split (not only agreement with the
-Keras model), so the table shows what quantization really costs.
+Keras model), so the table shows what quantization really costs. quickstart.json and report.html (the same
+facts with plots, `edgeml.report`) are written to the output folder.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from edgeml_runtime.progress import ProgressCallback, report
 from edgeml.trainer.outputs import write_json
 
 SCHEMA = "edgeml.quickstart/1"
+REPORT_FILE = "report.html"  # next to quickstart.json (edgeml.report)
 FORMATS = ("tflite", "onnx")
 MODES = ("fp32", "int8")
 # Width 2 (about 87k parameters): the weights, not the file's fixed overhead, dominate the file size,
@@ -43,7 +45,7 @@ class QuickstartResult:
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "outdir": str(self.outdir), "keras": self.keras, "artifacts": self.rows,
-                "gates_failed": self.gates_failed, "seconds": self.seconds}
+                "gates_failed": self.gates_failed, "seconds": self.seconds, "report": REPORT_FILE}
 
 
 def quickstart(outdir, config: Optional[QuickstartConfig] = None, *,
@@ -64,9 +66,10 @@ def quickstart(outdir, config: Optional[QuickstartConfig] = None, *,
     seconds["train"] = _since(started)
     x_test, y_test = trained.split.x_test, trained.split.y_test
     keras_accuracy = trained.metrics["test"]["accuracy"]
+    keras_latency = _keras_latency_ms(trained.model, x_test[:1])
     keras_row = {"format": "keras", "quantization": "fp32", "path": "model/model.keras",
                  "bytes": (outdir / "model" / "model.keras").stat().st_size, "accuracy": keras_accuracy,
-                 "p50_ms": _keras_p50_ms(trained.model, x_test[:1]), "backend": "tensorflow"}
+                 "p50_ms": keras_latency["p50"], "latency_ms": keras_latency, "backend": "tensorflow"}
 
     started = time.perf_counter()
     manifest, gates_failed = _convert(outdir, progress)
@@ -82,6 +85,10 @@ def quickstart(outdir, config: Optional[QuickstartConfig] = None, *,
         row["size_vs_fp32"] = round(row["bytes"] / fp32, 4) if fp32 else None
     result = QuickstartResult(outdir, keras_row, rows, gates_failed, seconds)
     write_json(outdir / "quickstart.json", result.to_dict())
+    report(progress, "report", "writing report.html")
+    from edgeml.report import write_quickstart_report
+
+    write_quickstart_report(outdir, result.to_dict())
     return result
 
 
@@ -112,20 +119,23 @@ def _measure(folder: Path, entry: dict, x_test, y_test, keras_accuracy: float, c
     return {
         "format": entry["format"], "quantization": entry["quantization"], "path": f"converted/{entry['path']}",
         "bytes": entry["bytes"], "accuracy": accuracy, "delta_accuracy": accuracy - keras_accuracy,
-        "p50_ms": bench.latency_ms["p50"], "backend": bench.backend,
+        "p50_ms": bench.latency_ms["p50"], "latency_ms": bench.latency_ms, "backend": bench.backend,
         "validation_passed": entry["validation"]["passed"],
     }
 
 
-def _keras_p50_ms(model, sample: np.ndarray, runs: int = 50) -> float:
-    """Median single-sample latency of the Keras model (a direct call, no tf.function retracing)."""
+def _keras_latency_ms(model, sample: np.ndarray, runs: int = 50) -> dict:
+    """Single-sample latency statistics of the Keras model (a direct call, no tf.function retracing), as
+    edgeml_runtime's benchmark reports them (p50, p90, p99, min, max...)."""
+    from edgeml_runtime.bench import latency_stats
+
     model(sample, training=False)
     latencies = []
     for _ in range(runs):
         started = time.perf_counter()
         model(sample, training=False)
         latencies.append((time.perf_counter() - started) * 1000.0)
-    return float(np.median(latencies))
+    return latency_stats(latencies)
 
 
 def _since(started: float) -> float:

@@ -52,6 +52,7 @@ def table_dataset(frame, *, source: str, target: Optional[str], task: str) -> Da
         notes.append(f"dropped {unlabelled} rows with no value in target column {target!r}")
     if frame.empty:
         raise DataError(f"no rows left with a value in target column {target!r}")
+    refuse_infinite(frame, source)
     features = frame.drop(columns=[target])
     if features.shape[1] == 0:
         raise DataError(f"{source} has only the target column {target!r}; it needs feature columns too")
@@ -62,6 +63,25 @@ def table_dataset(frame, *, source: str, target: Optional[str], task: str) -> Da
         x=x, y=y, task=task, kind=TABULAR, source=source, classes=classes, target=target,
         features=spec, notes=notes + column_notes,
     )
+
+
+def refuse_infinite(frame, source: str) -> None:
+    """Infinite numbers are refused, not trained on: a gap (empty cell, NaN) is filled with the column's
+    median, but an infinity has no meaningful fill and would poison the scaling (mean Infinity) and the
+    model. DataError names the column, how many and the first row."""
+    import pandas as pd
+
+    for name in frame.columns:
+        series = frame[name]
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            continue
+        infinite = np.isinf(series.to_numpy(dtype=np.float64, na_value=np.nan))
+        if infinite.any():
+            first = frame.index[int(np.argmax(infinite))]
+            raise DataError(
+                f"{source}: column {str(name)!r} has {int(infinite.sum())} infinite value(s) (first in data row "
+                f"{first}); replace them with real numbers, or empty the cells to have them filled like gaps"
+            )
 
 
 def infer_task(series, task: str, target: str) -> str:

@@ -156,13 +156,23 @@ def _resolve_inputs(model: Model, inputs: Any, batch: int, seed: int):
 
 
 def synthetic_inputs(specs: Sequence[TensorSpec], *, batch: int = 1, seed: int = 0) -> Dict[str, np.ndarray]:
-    """Random real-valued feeds within each input's valid range (dynamic dimensions set to `batch`)."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
+    """Random real-valued feeds within each input's valid range (dynamic dimensions set to `batch`).
+    InputError, before anything is allocated, when they would need more than `array_bytes_limit()`."""
+    from edgeml_runtime.arrayfiles import LIMIT_VARIABLE, array_bytes_limit, describe_bytes
+
+    shapes = {spec.name: tuple(batch if dim is None else dim for dim in spec.shape) for spec in specs}
+    limit, total = array_bytes_limit(), 0
     for spec in specs:
-        shape = tuple(batch if dim is None else dim for dim in spec.shape)
-        feeds[spec.name] = _random_values(rng, spec, shape)
-    return feeds
+        count = 1
+        for dim in shapes[spec.name]:
+            count *= int(dim)
+        total += count * spec.numpy_dtype.itemsize
+        if total > limit:
+            raise InputError(f"input '{spec.name}' of shape {spec.describe()} needs {describe_bytes(total)} for "
+                             f"{batch} sample(s), beyond the limit of {describe_bytes(limit)} ({LIMIT_VARIABLE}); "
+                             "this model cannot run within it")
+    rng = np.random.default_rng(seed)
+    return {spec.name: _random_values(rng, spec, shapes[spec.name]) for spec in specs}
 
 
 def _random_values(rng: np.random.Generator, spec: TensorSpec, shape) -> np.ndarray:
@@ -180,22 +190,24 @@ def _random_values(rng: np.random.Generator, spec: TensorSpec, shape) -> np.ndar
     return rng.integers(0, 10, size=shape).astype(dtype)  # small ids: safe for embeddings and indices
 
 
-def load_inputs_file(path: Union[str, os.PathLike], specs: Sequence[TensorSpec]) -> Dict[str, np.ndarray]:
-    """Feeds from a .npy (single-input models) or .npz (arrays by input name, or one array)."""
+def load_inputs_file(path: Union[str, os.PathLike], specs: Sequence[TensorSpec], *,
+                     max_bytes: int = 0) -> Dict[str, np.ndarray]:
+    """Feeds from a .npy (single-input models) or .npz (arrays by input name, or one array). The file is
+    not trusted: headers are checked before arrays are allocated, at most `max_bytes` in all (default
+    `edgeml_runtime.arrayfiles.array_bytes_limit()`), numbers only."""
+    from edgeml_runtime.arrayfiles import read_array_file
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"input file not found: {path}")
     names = [spec.name for spec in specs]
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise InputError(f"{path}: not a readable .npy/.npz file ({error})") from None
-    if isinstance(loaded, np.ndarray):
+    arrays = read_array_file(path, max_bytes=max_bytes)
+    if isinstance(arrays, np.ndarray):
         if len(names) != 1:
             raise InputError(f"{path}: one array given, but the model has inputs {names}; use a .npz by name")
-        return {names[0]: loaded}
-    with loaded:
-        arrays = {key: loaded[key] for key in loaded.files}
+        return {names[0]: arrays}
+    if not arrays:
+        raise InputError(f"{path}: the .npz holds no arrays; the model's inputs are {names}")
     if len(arrays) == 1 and len(names) == 1:
         return {names[0]: next(iter(arrays.values()))}
     missing = [name for name in names if name not in arrays]

@@ -42,6 +42,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        _print_error("not enough memory for this model and input (MemoryError); use a smaller input or batch, "
+                     "or a machine with more memory", args.debug)
+        return 2
     except Exception as error:  # noqa: BLE001 - a bug still gets one line; --debug shows where
         _print_error(f"internal error: {type(error).__name__}: {error}\nthis is a bug in edgeml_runtime, please "
                      "report it with the output of `python -m edgeml_runtime --version` and of the same command "
@@ -131,7 +135,7 @@ def cmd_info(args) -> int:
         "outputs": [spec.to_dict() for spec in model.outputs],
     }
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json_text(info, indent=2))
         return 0
     print(f"{model.path.name}: {model.format}, {model.model_bytes} bytes, {model.backend} {model.backend_version}")
     for title, specs in (("inputs", model.inputs), ("outputs", model.outputs)):
@@ -151,11 +155,41 @@ def cmd_run(args) -> int:
     if args.output:
         write_outputs(Path(args.output), outputs)
     if args.json:
-        print(json.dumps({name: value.tolist() for name, value in outputs.items()}))
+        print(json_text({name: json_values(name, value) for name, value in outputs.items()}))
     elif not args.output:
         for name, value in outputs.items():
             print(f"{name}: shape {tuple(value.shape)} {value.dtype}\n{value}")
     return 0
+
+
+def json_values(name: str, value: np.ndarray):
+    """An output as nested lists for JSON, NaN and infinities as null (JSON has no such numbers; a bare
+    NaN makes the whole document unreadable for strict parsers), with a warning on stderr."""
+    if value.dtype.kind in "fc":
+        finite = np.isfinite(value)
+        if not finite.all():
+            print(f"warning: output '{name}' has {int(value.size - finite.sum())} NaN/infinite value(s), written "
+                  "as null", file=sys.stderr)
+            return np.where(finite, value, None).tolist()
+    return value.tolist()
+
+
+def json_text(payload, **options) -> str:
+    """JSON that strict parsers read: a stray non-finite float becomes null instead of a bare NaN."""
+    try:
+        return json.dumps(payload, allow_nan=False, **options)
+    except ValueError:
+        return json.dumps(_finite(payload), allow_nan=False, **options)
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def write_outputs(path: Path, outputs: Dict[str, np.ndarray]) -> None:
@@ -197,7 +231,7 @@ def cmd_bench(args) -> int:
         batch=args.batch,
     ).to_dict()
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json_text(result, indent=2))
     else:
         print(format_bench(result))
     return 0

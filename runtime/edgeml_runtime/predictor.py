@@ -5,25 +5,31 @@
     result.label, result.score, result.top_k, result.version
     predictor.predict(batch)                                    # (N, ...) -> list of Prediction
 
+Without labels.json the task is guessed from the outputs (`edgeml_runtime.metadata.guess_task`): class
+scores only when they look like probabilities, one value per sample as a value, anything else (an
+autoencoder, several outputs) as arrays by output name. `task=` and `output=` override the guess.
+
 Numpy and one backend only. Safe to call from several threads (Model.run is).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from edgeml_runtime.errors import InputError, ModelLoadError
 from edgeml_runtime.locate import ModelSource, locate
 from edgeml_runtime.metadata import (
+    ARRAYS,
     CLASSIFICATION,
     ModelMetadata,
     encode_records,
-    guessed_metadata,
+    guess_task,
     metadata_for_task,
     read_labels,
 )
@@ -37,7 +43,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 @dataclass  # not frozen: frozen dataclasses cost ~1 µs more to build, per sample
 class Prediction:
-    """One sample's result. Classifiers fill label/index/score/top_k; regression fills value."""
+    """One sample's result. Classifiers fill label/index/score/top_k; regression fills value; the "arrays"
+    task fills `outputs` (every output of the model, or the one chosen, by name)."""
 
     version: str
     output: np.ndarray  # the model's (dequantized) output for this sample
@@ -45,6 +52,7 @@ class Prediction:
     index: Optional[int] = None
     score: Optional[float] = None
     top_k: List[Tuple[str, float]] = field(default_factory=list)
+    outputs: Optional[Dict[str, np.ndarray]] = None
 
     @property
     def value(self) -> np.ndarray:
@@ -52,6 +60,9 @@ class Prediction:
         return self.output
 
     def to_dict(self) -> dict:
+        if self.outputs is not None:
+            return {"outputs": {name: value.tolist() for name, value in self.outputs.items()},
+                    "version": self.version}
         if self.label is None:
             return {"value": self.output.tolist(), "version": self.version}
         return {
@@ -75,6 +86,9 @@ class Predictor:
         self._input = model.inputs[0]
         self._sample_shape = _fixed_sample_shape(model.inputs)
         self._output = _chosen_output(model.outputs, metadata.output_name)
+        # The arrays task without a chosen output returns every output; the others read one.
+        self._output_names = ([spec.name for spec in model.outputs] if metadata.task == ARRAYS
+                              and metadata.output_name is None else [self._output.name])
         self._classes = list(metadata.classes)
         self.top_k = max(1, min(top_k, len(metadata.classes) or 1))
         _check_consistent(model, metadata, self._output)
@@ -84,8 +98,10 @@ class Predictor:
     @classmethod
     def from_model(cls, path: PathLike, *, labels: Optional[PathLike] = None, task: Optional[str] = None,
                    classes: Optional[List[str]] = None, version: Optional[str] = None, top_k: int = 3,
-                   backend: Optional[str] = None, threads: Optional[int] = None) -> Predictor:
-        """A model file. labels.json beside it is used unless `labels`, or `task`/`classes`, say otherwise."""
+                   backend: Optional[str] = None, threads: Optional[int] = None,
+                   output: Optional[str] = None) -> Predictor:
+        """A model file. labels.json beside it is used unless `labels`, or `task`/`classes`, say otherwise.
+        `task`: 'classification', 'regression' or 'arrays'; `output`: the output to read (by name)."""
         source = locate(path)
         if source.kind != "model":
             raise ModelLoadError(f"{path} is not a model file; use Predictor.from_bundle or from_manifest")
@@ -94,43 +110,60 @@ class Predictor:
         elif task is not None or classes is not None:
             source = ModelSource(source.model, None, source.version, source.kind)
         return cls._build(source, task=task, classes=classes, version=version, top_k=top_k, backend=backend,
-                          threads=threads)
+                          threads=threads, output=output)
 
     @classmethod
     def from_manifest(cls, path: PathLike, *, artifact: Optional[str] = None, top_k: int = 3,
-                      backend: Optional[str] = None, threads: Optional[int] = None) -> Predictor:
+                      backend: Optional[str] = None, threads: Optional[int] = None, task: Optional[str] = None,
+                      output: Optional[str] = None) -> Predictor:
         """An `edgeml convert` manifest.json (or its directory). `artifact` picks one by file name,
         quantization or format; by default the first that passed its check and runs here."""
         path = Path(path)
         source = locate(path / "manifest.json" if path.is_dir() else path, artifact=artifact)
-        return cls._build(source, top_k=top_k, backend=backend, threads=threads)
+        return cls._build(source, top_k=top_k, backend=backend, threads=threads, task=task, output=output)
 
     @classmethod
     def from_bundle(cls, path: PathLike, *, artifact: Optional[str] = None, top_k: int = 3,
-                    backend: Optional[str] = None, threads: Optional[int] = None) -> Predictor:
+                    backend: Optional[str] = None, threads: Optional[int] = None, task: Optional[str] = None,
+                    output: Optional[str] = None) -> Predictor:
         """An unpacked bundle, a release directory, or a deployment directory (its `current` release)."""
         path = Path(path)
         if path.is_file() and path.suffix.lower() != ".json":
             raise ModelLoadError(f"{path} is a file, not a bundle directory; use Predictor.from_model")
-        return cls.from_path(path, artifact=artifact, top_k=top_k, backend=backend, threads=threads)
+        return cls.from_path(path, artifact=artifact, top_k=top_k, backend=backend, threads=threads, task=task,
+                             output=output)
 
     @classmethod
     def from_path(cls, path: PathLike, *, artifact: Optional[str] = None, top_k: int = 3,
-                  backend: Optional[str] = None, threads: Optional[int] = None) -> Predictor:
+                  backend: Optional[str] = None, threads: Optional[int] = None, task: Optional[str] = None,
+                  output: Optional[str] = None) -> Predictor:
         """Whatever `path` is: model file, manifest.json, bundle, release or deployment directory."""
-        return cls._build(locate(path, artifact=artifact), top_k=top_k, backend=backend, threads=threads)
+        return cls._build(locate(path, artifact=artifact), top_k=top_k, backend=backend, threads=threads, task=task,
+                          output=output)
 
     @classmethod
     def _build(cls, source: ModelSource, *, task=None, classes=None, version=None, top_k=3, backend=None,
-               threads=None) -> Predictor:
+               threads=None, output=None) -> Predictor:
         model = load(source.model, backend=backend, threads=threads)
-        output_shape = model.outputs[0].shape
-        if source.labels is not None:
-            metadata = read_labels(source.labels)
+        chosen = _output_named(model, output) if output is not None else None
+        output_shape = (chosen or model.outputs[0]).shape
+        labels = read_labels(source.labels) if source.labels is not None else None
+        if labels is not None:
+            metadata = labels
+            if task not in (None, labels.task) or classes is not None:  # the caller overrides labels.json's task
+                wanted = task or labels.task
+                known = labels.classes if wanted == CLASSIFICATION and labels.task == CLASSIFICATION else None
+                stated = metadata_for_task(wanted, output_shape, classes or known)
+                metadata = dataclasses.replace(stated, features=labels.features, image=labels.image,
+                                               source=labels.source)
         elif task is not None or classes is not None:
             metadata = metadata_for_task(task or CLASSIFICATION, output_shape, classes)
+        elif chosen is not None:
+            metadata = guess_task([chosen], _probe(model))
         else:
-            metadata = guessed_metadata(output_shape)
+            metadata = guess_task(model.outputs, _probe(model) if len(model.outputs) == 1 else None)
+        if chosen is not None:
+            metadata = dataclasses.replace(metadata, output_name=chosen.name)
         return cls(model, metadata, version=version or source.version,
                    top_k=top_k, source=source)
 
@@ -155,8 +188,11 @@ class Predictor:
             feeds, single = sample[None], True  # one array sample of the fixed shape: the hot path
         else:
             feeds, single = self.to_model_input(sample)
-        outputs = self.model.run(feeds)[self._output.name]
-        predictions = self.interpret(outputs, top_k=top_k)
+        outputs = self.model.run(feeds)
+        if self.metadata.task == ARRAYS:
+            predictions = self.interpret_arrays(outputs)
+        else:
+            predictions = self.interpret(outputs[self._output.name], top_k=top_k)
         return predictions[0] if single else predictions
 
     def to_model_input(self, sample: Any) -> Tuple[Any, bool]:
@@ -191,6 +227,18 @@ class Predictor:
                                           [(classes[i], scores[i]) for i in ranked]))
         return predictions
 
+    def interpret_arrays(self, outputs: Mapping[str, np.ndarray]) -> List[Prediction]:
+        """Outputs by name (batch first) -> one Prediction per sample holding the returned outputs."""
+        names, version = self._output_names, self.version
+        count = len(outputs[names[0]])
+        return [Prediction(version, outputs[names[0]][index], outputs={name: outputs[name][index] for name in names})
+                for index in range(count)]
+
+    @property
+    def output_names(self) -> List[str]:
+        """The outputs a prediction carries (the arrays task without --output: all of them)."""
+        return list(self._output_names)
+
     @property
     def input_names(self) -> List[str]:
         return [spec.name for spec in self.model.inputs]
@@ -205,6 +253,7 @@ class Predictor:
             "quantization": self.model.quantization,
             "inputs": [spec.to_dict() for spec in self.model.inputs],
             **self.metadata.to_dict(),
+            "outputs": self.output_names,
         }
 
     def _is_feed_dict(self, sample: Mapping) -> bool:
@@ -231,6 +280,30 @@ def _fixed_sample_shape(inputs: List[TensorSpec]) -> Optional[Tuple[int, ...]]:
     if len(inputs) != 1 or not inputs[0].shape or None in inputs[0].shape[1:]:
         return None
     return inputs[0].shape[1:]
+
+
+def _output_named(model: Model, name: str) -> TensorSpec:
+    for spec in model.outputs:
+        if spec.name == name:
+            return spec
+    names = ", ".join(spec.name for spec in model.outputs)
+    raise InputError(f"the model has no output named {name!r}; its outputs are: {names}")
+
+
+def _probe(model: Model) -> Optional[Dict[str, np.ndarray]]:
+    """The model's outputs on one made-up sample (values in [0, 1), dynamic dimensions 1), to see whether
+    they look like class probabilities; None when it cannot run on such a sample."""
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for spec in model.inputs:
+        shape = tuple(1 if dim is None else dim for dim in spec.shape)
+        kind = np.dtype(spec.dtype).kind
+        feeds[spec.name] = (rng.random(shape).astype(np.float32) if kind == "f" or spec.quantization is not None
+                            else np.zeros(shape, dtype=spec.dtype))
+    try:
+        return model.run(feeds)
+    except Exception:  # noqa: BLE001 - any failure only means "no evidence": the outputs are returned as arrays
+        return None
 
 
 def _chosen_output(outputs: List[TensorSpec], name: Optional[str]) -> TensorSpec:

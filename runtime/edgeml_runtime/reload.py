@@ -1,32 +1,38 @@
 """Hot reload: follow a deployment directory's `current` link and swap in new releases between calls.
 
 `edgeml deploy` unpacks a release into `<dir>/releases/<version>/` and then switches `<dir>/current`
-atomically. `ReloadingPredictor` polls that link from a background thread; on a change it loads the
-new release there, smoke-tests it (runs it once, checks the outputs are finite and the inputs match
-what callers already send) and only then replaces the serving predictor with one assignment. Each
-`predict` reads that reference once, so a call runs entirely on one model and its result carries that
-model's version. A release that fails is refused, reported, and the previous one keeps serving.
+atomically. `ReloadingPredictor` polls that link from a background thread; on a change it first loads and
+runs the new release in a child process (`isolate`): a model that crashes the backend (a segmentation
+fault in native code cannot be caught) kills that child, not the service. Then it loads the release here,
+smoke-tests it (runs it once, checks the outputs are finite and the inputs match what callers already
+send) and only then replaces the serving predictor with one assignment. Each `predict` reads that
+reference once, so a call runs entirely on one model and its result carries that model's version. A
+release that fails is refused, reported, and the previous one keeps serving.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 
 from edgeml_runtime import formats
-from edgeml_runtime.errors import CheckFailed, EdgeMLError, ModelLoadError
+from edgeml_runtime.errors import CheckFailed, EdgeMLError, ModelLoadError, first_line
 from edgeml_runtime.locate import current_release, is_deployment
 from edgeml_runtime.predictor import Predictor
 
-__all__ = ["ReloadingPredictor", "smoke_test"]
+__all__ = ["ReloadingPredictor", "check_in_child", "smoke_test"]
 
 Event = Callable[[dict], None]
+CHECK_TIMEOUT = 120.0  # seconds the child process has to load and run a release (a big model on a Pi)
 
 
 def smoke_test(candidate: Predictor, serving: Optional[Predictor] = None) -> None:
@@ -49,18 +55,66 @@ def smoke_test(candidate: Predictor, serving: Optional[Predictor] = None) -> Non
         raise CheckFailed(f"task changed from {serving.task} to {candidate.task}; restart the service to switch")
 
 
+def check_in_child(release: Path, options: dict, *, timeout: Optional[float] = None) -> None:
+    """Load and run `release` once in a child process; CheckFailed when it fails, dies or hangs there
+    (for longer than `timeout`, default CHECK_TIMEOUT)."""
+    timeout = timeout or CHECK_TIMEOUT
+    try:
+        done = subprocess.run(_check_command(release, options), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(f"loading and running it in a test process took over {timeout:g} s; it hangs") from None
+    if done.returncode == 0:
+        return
+    if done.returncode < 0:
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
+        raise CheckFailed(f"loading and running it crashed a test process ({name}); the backend cannot run "
+                          "this model safely")
+    lines = [line for line in done.stderr.decode(errors="replace").splitlines() if line.strip()]
+    reason = lines[-1] if lines else f"the test process ended with exit code {done.returncode}"
+    raise CheckFailed(reason[len("error: "):] if reason.startswith("error: ") else reason[:400])
+
+
+def _check_command(release: Path, options: dict) -> List[str]:
+    """The child process of `check_in_child`: this interpreter running `_check_release`."""
+    code = "import sys; from edgeml_runtime.reload import _check_release; sys.exit(_check_release(sys.argv[1:]))"
+    return [sys.executable, "-c", code, str(release), json.dumps(options)]
+
+
+def _check_release(argv: List[str]) -> int:
+    """In the child: load the release and smoke-test it; exit 0, or 2 with the reason on stderr."""
+    release, options = Path(argv[0]), json.loads(argv[1])
+    try:
+        smoke_test(Predictor.from_bundle(release, **options))
+    except EdgeMLError as error:
+        print(f"error: {first_line(error)}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - reported to the parent as one line
+        print(f"error: {type(error).__name__}: {first_line(error)}", file=sys.stderr)
+        return 2
+    return 0
+
+
 class ReloadingPredictor:
-    """A Predictor that follows `<deployment>/current`. Same `predict`; `version` says who answers."""
+    """A Predictor that follows `<deployment>/current`. Same `predict`; `version` says who answers.
+
+    `isolate` (default) first loads and runs a new release in a child process, so that a model that
+    crashes the backend is refused instead of taking the service down with it."""
 
     def __init__(self, deployment, *, poll_seconds: float = 1.0, top_k: int = 3, artifact: Optional[str] = None,
                  backend: Optional[str] = None, threads: Optional[int] = None, on_event: Optional[Event] = None,
-                 watch: bool = True):
+                 watch: bool = True, isolate: bool = True, task: Optional[str] = None, output: Optional[str] = None):
         self.deployment = Path(deployment)
         if not is_deployment(self.deployment):
             raise ModelLoadError(f"{self.deployment} has no 'current' link; hot reload follows a deployment "
                                  "directory made by edgeml deploy (current -> releases/<version>)")
         self.poll_seconds = poll_seconds
-        self._options = {"top_k": top_k, "artifact": artifact, "backend": backend, "threads": threads}
+        self.isolate = isolate
+        self._options = {"top_k": top_k, "artifact": artifact, "backend": backend, "threads": threads,
+                         "task": task, "output": output}  # task/output: as Predictor's (serve --task/--output)
         self._on_event = on_event or _log_event
         self._check_lock = threading.Lock()  # one reload at a time; predict never takes it
         self.release = current_release(self.deployment)
@@ -94,7 +148,7 @@ class ReloadingPredictor:
     def stats(self) -> dict:
         return {"deployment": str(self.deployment), "release": self.release.name, "reloads": self.reloads,
                 "refused": self.refused, "last_error": self.last_error, "poll_seconds": self.poll_seconds,
-                "watching": bool(self._thread and self._thread.is_alive())}
+                "watching": bool(self._thread and self._thread.is_alive()), "isolated_checks": self.isolate}
 
     # -- watching -----------------------------------------------------------------------------------
 
@@ -124,6 +178,10 @@ class ReloadingPredictor:
                 return False
             started = time.perf_counter()
             try:
+                if not target.is_dir():
+                    raise ModelLoadError(f"release {target} does not exist (dangling 'current' link)")
+                if self.isolate:
+                    check_in_child(target, self._options)
                 candidate = self._load(target)
                 smoke_test(candidate, self._predictor)
             except EdgeMLError as error:
@@ -133,9 +191,9 @@ class ReloadingPredictor:
                 self._refuse(target, f"{type(error).__name__}: {error}")
                 return False
             previous = self._predictor.version
-            self._predictor = candidate  # the swap: a single reference assignment, atomic for readers
             self.release, self._refused_release, self.last_error = target, None, None
-            self.reloads += 1
+            self.reloads += 1  # counted before the swap: whoever sees the new version sees the count too
+            self._predictor = candidate  # the swap: a single reference assignment, atomic for readers
             self._on_event({"event": "reloaded", "version": candidate.version, "previous": previous,
                             "release": target.name, "load_ms": round((time.perf_counter() - started) * 1e3, 1)})
             return True

@@ -6,8 +6,28 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 from tests.support.cli import edgeml
-from tests.support.models import DATA
+from tests.support.models import DATA, MLP_ONNX
+
+# A Keras 2 model as MLPerf Tiny's visual wake words model is saved (tf_keras .h5 with a DepthwiseConv2D whose
+# config has `groups`, which Keras 3 refuses), and a plain TF SavedModel: both are what `edgeml convert` reads.
+SOURCES = """
+import sys, numpy as np, tensorflow as tf, tf_keras
+root = sys.argv[1]
+legacy = tf_keras.Sequential([tf_keras.layers.InputLayer(input_shape=(8, 8, 3)),
+                              tf_keras.layers.DepthwiseConv2D(3, activation="relu"),
+                              tf_keras.layers.GlobalAveragePooling2D(), tf_keras.layers.Dense(4, name="scores")])
+legacy.save(root + "/legacy.h5", save_format="h5")
+module = tf.Module()
+module.w = tf.Variable(np.arange(12, dtype="float32").reshape(4, 3) / 10.0)
+@tf.function(input_signature=[tf.TensorSpec((None, 4), tf.float32, name="x")])
+def serve(x):
+    return {"y": tf.nn.relu(tf.matmul(x, module.w))}
+tf.saved_model.save(module, root + "/saved_model", signatures={"serving_default": serve})
+"""
 
 
 def test_tflite_int8_report():
@@ -42,4 +62,74 @@ def test_table_output_and_bad_files(tmp_path):
     assert missing.returncode == 2 and "model file not found" in missing.stderr and "Traceback" not in missing.stderr
     (tmp_path / "notes.txt").write_text("hello")
     other = edgeml("inspect", tmp_path / "notes.txt")
-    assert other.returncode == 2 and "edgeml inspect reads .tflite, .onnx, .ort, .keras and .h5" in other.stderr
+    assert other.returncode == 2 and "edgeml inspect reads .tflite, .onnx, .ort, .keras, .h5 files and SavedModel " \
+        "directories" in other.stderr
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sources")
+    subprocess.run([sys.executable, "-c", SOURCES, str(root)], check=True, capture_output=True, timeout=600)
+    return root
+
+
+@pytest.mark.slow
+def test_keras2_h5_is_read_like_convert_reads_it(sources):
+    """Keras 3 cannot read it (a TypeError inside Keras); the converters' loader falls back to tf_keras."""
+    done = edgeml("inspect", sources / "legacy.h5", "--json", check_exit=0)
+    report = json.loads(done.stdout)
+    assert report["format"] == "h5" and report["loader"].startswith("tf_keras")
+    assert report["inputs"] == [{"name": "input_1", "shape": [None, 8, 8, 3], "dtype": "float32"}]
+    assert report["outputs"][0]["name"] == "scores" and report["outputs"][0]["shape"] == [None, 4]
+    assert report["ops"] == {"DepthwiseConv2D": 1, "GlobalAveragePooling2D": 1, "Dense": 1}
+    assert report["parameters"] == 3 * 3 * 3 + 3 + 3 * 4 + 4
+    assert report["notes"] == [next(note for note in report["notes"] if note.startswith("a Keras 2 file"))]
+    assert len(report["notes"][0]) < 100  # one short line, not Keras 3's config dump
+    table = edgeml("inspect", sources / "legacy.h5", check_exit=0).stdout
+    assert "loaded with tf_keras" in table and "DepthwiseConv2D" in table
+
+
+@pytest.mark.slow
+def test_saved_model_directory(sources):
+    report = json.loads(edgeml("inspect", sources / "saved_model", "--json", check_exit=0).stdout)
+    assert report["format"] == "saved_model" and report["signature"] == "serving_default"
+    assert report["inputs"] == [{"name": "x", "shape": [None, 4], "dtype": "float32"}]
+    assert report["outputs"] == [{"name": "y", "shape": [None, 3], "dtype": "float32"}]
+    assert report["ops"] == {"MatMul": 1, "Relu": 1} and report["parameters"] == 12
+
+
+@pytest.fixture(scope="module")
+def qdq_onnx(tmp_path_factory):
+    """The MLP quantized by ONNX Runtime's static quantizer in QDQ format: int8 inside, float32 I/O."""
+    quantization = pytest.importorskip("onnxruntime.quantization")
+
+    class Samples(quantization.CalibrationDataReader):
+        def __init__(self):
+            self.samples = iter({"features": row[None]} for row in
+                                np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32))
+
+        def get_next(self):
+            return next(self.samples, None)
+
+    path = tmp_path_factory.mktemp("qdq") / "mlp_qdq.onnx"
+    quantization.quantize_static(str(MLP_ONNX), str(path), Samples(), quant_format=quantization.QuantFormat.QDQ,
+                                 activation_type=quantization.QuantType.QInt8,
+                                 weight_type=quantization.QuantType.QInt8)
+    return path
+
+
+def test_qdq_onnx_is_int8_with_float_io(qdq_onnx):
+    report = json.loads(edgeml("inspect", qdq_onnx, "--json", check_exit=0).stdout)
+    assert report["quantization"] == "int8" and report["io_dtype"] == "float32"
+    assert report["inputs"][0]["dtype"] == "float32" and "QuantizeLinear" in report["ops"]
+    assert "quantization int8 (float32 inputs/outputs)" in edgeml("inspect", qdq_onnx, check_exit=0).stdout
+    fp32 = json.loads(edgeml("inspect", MLP_ONNX, "--json", check_exit=0).stdout)
+    assert fp32["quantization"] is None
+
+
+def test_bench_reports_qdq_onnx_as_int8(qdq_onnx):
+    results = json.loads(edgeml("bench", qdq_onnx, "--runs", "5", "--min-seconds", "0", "--json",
+                                check_exit=0).stdout)
+    assert results[0]["quantization"] == "int8" and results[0]["io_quantized"] is False
+    table = edgeml("bench", qdq_onnx, "--runs", "5", "--min-seconds", "0", check_exit=0).stdout
+    assert "int8 (float I/O)" in table

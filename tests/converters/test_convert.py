@@ -279,7 +279,7 @@ def test_cli_int8_without_calibration_exits_2_and_explains(models, tmp_path):
 def test_cli_failed_gate_exits_1_and_keeps_files(models, tmp_path):
     out = tmp_path / "out"
     result = _cli(["convert", str(models.paths.sequential), "--int8", "--to", "tflite",
-                   "--calibration", str(models.paths.features), "--min-cosine", "1.0", "-o", str(out)])
+                   "--calibration", str(models.paths.features), "--min-cosine", "1.0", "--no-repair", "-o", str(out)])
     assert result.exit_code == 1, result.stderr
     assert "failed validation: model.int8.tflite" in result.stderr
     assert "FAILED" in result.stdout and "model.fp32.tflite" in result.stdout
@@ -435,6 +435,6 @@ def test_near_ties_pass_the_decisive_agreement_gate_and_real_loss_still_fails(tm
     # switched off, the agreement gate alone must catch it (too few decisive samples, so raw gates).
     with pytest.raises(GatesFailed, match="model.int8.onnx") as caught:
         _convert(source, tmp_path / "loss", formats=("onnx",), modes=("int8",), calibration=x * 0.05,
-                 validate_data=x, min_cosine=-1.0)
+                 validate_data=x, min_cosine=-1.0, repair=False)
     check = _artifact(caught.value.manifest, "model.int8.onnx")["validation"]
     assert check["passed"] is False and check["top1_agreement"] < 0.95

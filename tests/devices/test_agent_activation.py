@@ -45,7 +45,9 @@ READER = textwrap.dedent("""
 
 
 def _agent():
-    spec = importlib.util.spec_from_file_location("edgeml_device_agent_activation", AGENT)
+    """The agent loaded from its file, as the device runs it (alone), under its package name (so that mutation
+    testing, which switches code by module name, reaches it; it is not put in sys.modules)."""
+    spec = importlib.util.spec_from_file_location("edgeml.device.agent", AGENT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

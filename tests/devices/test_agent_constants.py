@@ -29,6 +29,41 @@ def test_agent_copies_of_the_layout_and_bundle_names_match_the_registry():
     assert agent.CURRENT_LINK == formats.CURRENT_LINK
     assert agent.PREVIOUS_LINK == formats.PREVIOUS_LINK
     assert agent.STAGING_DIR == formats.STAGING_DIR
+    assert agent.BUNDLE_SIGNATURE == formats.BUNDLE_SIGNATURE_FILE
+    assert agent.SIGNATURE_NAMESPACE == formats.SIGNATURE_NAMESPACE
+    assert agent.TRUSTED_KEYS == formats.TRUSTED_KEYS_FILE
+
+
+NAMES = ["v1", "1.0.0+build.7", "a" * 64, "a" * 65, "..", ".", "", "../x", "../../somewhere", "/abs", "-rf", ".hidden",
+         "a/b", "a b", "a\nb", "a\\b", "caf\u00e9", "v1\x00", "x..y", "_x", "1", "A-b_c.d"]
+
+
+def test_the_device_applies_the_build_time_rule_for_names():
+    """`edgeml bundle` refuses a bad name or version (bundle._checked); the agent, which cannot import it,
+    keeps a copy of the rule and must refuse exactly the same names on the device."""
+    from edgeml.device import bundle
+
+    agent = _agent()
+    assert agent.SAFE_NAME.pattern == bundle.SAFE_NAME.pattern
+    assert agent.MAX_NAME_LENGTH == bundle.MAX_NAME_LENGTH
+    for name in NAMES:
+        try:
+            bundle._checked("version", name)
+            built = True
+        except bundle.BundleError:
+            built = False
+        assert (agent.name_problem(name) is None) == built, name
+    assert agent.name_problem("..") and agent.name_problem("../../somewhere") and agent.name_problem(None)
+
+
+def test_the_device_path_rule_refuses_what_leaves_a_release():
+    agent = _agent()
+    for good in ("models/m.onnx", "wheels/numpy-2.4.6-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl",
+                 "install.sh", "models/my model.tflite", "models/sub/dir/x.onnx"):
+        assert agent.path_problem(good) is None, good
+    for bad in ("", "/etc/passwd", "../x", "models/../../x", "models//x", "./x", "models/.", "a\\b", "a\nb",
+                ".edgeml-ok", "venv/bin/python", "edgeml-bundle.json", "x" * 256, None, 7):
+        assert agent.path_problem(bad), bad
 
 
 def test_agent_imports_only_the_standard_library():

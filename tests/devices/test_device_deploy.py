@@ -175,21 +175,43 @@ def test_tampered_bundle_is_refused_before_anything_changes(device, bundles, tmp
 
 
 def test_corruption_in_transit_is_detected(device, bundles, tmp_path):
-    # A mock transport (named as such): an `scp` first on PATH that runs the real scp and then flips a
-    # byte of the uploaded file, as a faulty link would. Only the local side is faked.
-    real_scp = shutil.which("scp")
+    # A mock transport (named as such): an `ssh` first on PATH that runs the real ssh and, for the session
+    # that streams the agent and then the bundle (--receive), flips one byte of the bundle on the way, as a
+    # faulty link would. Only the local side is faked.
+    from edgeml.device.deploy import AGENT_SOURCE
+
+    flip = len(AGENT_SOURCE.encode()) + 1000
+    real_ssh = shutil.which("ssh")
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "scp").write_text(
-        f"#!/bin/sh\n{real_scp} \"$@\" || exit $?\n"
-        "for last; do :; done\n"
-        f"{sys.executable} -c \"import sys; p = sys.argv[1].split(':', 1)[1]; f = open(p, 'r+b'); "
-        "f.seek(1000); b = f.read(1); f.seek(1000); f.write(bytes([b[0] ^ 0xFF])); f.close()\" \"$last\"\n")
-    (fake / "scp").chmod(0o755)
+    (fake / "ssh").write_text(
+        f"#!{sys.executable}\n"
+        "import os, subprocess, sys, threading\n"
+        f"real = {real_ssh!r}\n"
+        "if not any('--receive' in arg for arg in sys.argv[1:]):\n"
+        "    os.execv(real, [real, *sys.argv[1:]])\n"
+        "child = subprocess.Popen([real, *sys.argv[1:]], stdin=subprocess.PIPE)\n"
+        "def pump():\n"
+        "    offset = 0\n"
+        "    try:\n"
+        "        while block := os.read(0, 1 << 16):\n"
+        f"            if offset <= {flip} < offset + len(block):\n"
+        f"                i = {flip} - offset\n"
+        "                block = block[:i] + bytes([block[i] ^ 0xFF]) + block[i + 1:]\n"
+        "            offset += len(block)\n"
+        "            child.stdin.write(block)\n"
+        "            child.stdin.flush()\n"
+        "        child.stdin.close()\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "threading.Thread(target=pump, daemon=True).start()\n"
+        "os._exit(child.wait())  # as ssh does: gone when the remote command is\n")
+    (fake / "ssh").chmod(0o755)
     env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
     done = deploy(device, bundles["v1"], env=env, check_exit=1)
     assert "corrupted in transit" in done.stderr
     assert_current_works(device, "v2", bundles)
+    assert not list((device[1] / "staging").iterdir())
 
 
 def test_killed_deploy_keeps_previous_release(device, bundles):

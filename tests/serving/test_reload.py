@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from edgeml_runtime import ModelLoadError, Predictor, ReloadingPredictor
+from edgeml_runtime import CheckFailed, ModelLoadError, Predictor, ReloadingPredictor
 
 from tests.serving.serving_support import make_release, switch
 from tests.support.models import MLP_INT8, TWO_IO
@@ -129,3 +129,38 @@ def _wait_until(condition, timeout=10.0):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.005)
+
+
+@pytest.mark.parametrize("child, expected", [
+    ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", "crashed a test process (SIGSEGV)"),
+    ("import time; time.sleep(30)", "took over 1 s; it hangs"),
+    ("import sys; print('error: the backend said no', file=sys.stderr); sys.exit(2)", "the backend said no"),
+])
+def test_a_release_is_tried_in_a_child_process_before_the_service_loads_it(deployment, monkeypatch, child,
+                                                                           expected):
+    """A model that crashes the backend (native code: nothing to catch) must kill a throw-away process,
+    not the service: here the child process stands for such a model; the service never loads it."""
+    import sys
+
+    from edgeml_runtime import reload
+
+    monkeypatch.setattr(reload, "_check_command", lambda release, options: [sys.executable, "-c", child])
+    monkeypatch.setattr(reload, "CHECK_TIMEOUT", 1.0)
+    loaded = []
+    with _reloader_started_on_v1(deployment) as predictor:
+        monkeypatch.setattr(predictor, "_load", lambda release: loaded.append(release))
+        make_release(deployment, "v3", MLP_INT8)
+        switch(deployment, "v3")
+        assert predictor.check_now() is False
+        assert expected in predictor.last_error and predictor.refused == 1
+        assert loaded == [] and predictor.predict(SAMPLE).version == "v1"
+
+
+def test_the_child_process_check_runs_the_release_for_real(deployment):
+    make_release(deployment, "v2", MLP_INT8)
+    make_release(deployment, "v3", damage=True)
+    from edgeml_runtime.reload import check_in_child
+
+    check_in_child(deployment / "releases" / "v2", {"top_k": 3, "artifact": None, "backend": None, "threads": 1})
+    with pytest.raises(CheckFailed, match="LiteRT cannot load the model"):
+        check_in_child(deployment / "releases" / "v3", {"top_k": 3, "artifact": None, "backend": None, "threads": 1})

@@ -6,6 +6,8 @@
 - `models`: the committed tiny models, which backends are installed, and the benchmark models.
 - `int8_models`: small full-integer .tflite models built with TensorFlow (the microcontroller tests).
 - `marks`: pytest parametrisation and skips built on those (the only module here that imports pytest).
+- `browser`: open an HTML report in a real headless Chromium (rendered DOM, screenshot) and list what in a
+  page could fetch from the network.
 
 Everything but `marks` needs only the standard library at import time (numpy and heavier packages are
 imported by the functions that use them), so `tests/runtime` and `tests/serving` can use it in the

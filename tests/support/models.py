@@ -9,6 +9,8 @@ running them needs only numpy and one backend):
 
 Built on first use and cached under the edgeml cache (TensorFlow and tf2onnx imported inside):
 - mobilenet(): Keras MobileNetV2 (alpha 1.0, 224x224, random weights: latency does not depend on them)
+- edgeml_int8(): an MLP shaped like the tiny one (8 -> 16 -> 4), made int8 by `edgeml convert` (.tflite with
+  int8 input and output, .onnx quantized with float I/O), as users get them: for the float-API benchmarks
 
 `backend_installed(model)` says whether a backend that runs a model file is installed here (the
 runtime-only environments have one). Standard library only at import time.
@@ -60,4 +62,32 @@ def mobilenet() -> Dict[str, Path]:
     signature = [tf.TensorSpec((None, 224, 224, 3), tf.float32, name="image")]
     proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: model(x)), input_signature=signature, opset=17)
     paths["onnx"].write_bytes(proto.SerializeToString())
+    return paths
+
+
+def edgeml_int8() -> Dict[str, Path]:
+    """Paths of the int8 MLP made by `edgeml convert` ("tflite", "onnx"), converted on first use and then
+    reused; `edgeml_int8()["calibration"]` is the .npy it was calibrated on."""
+    from edgeml_runtime.files import cache_root
+
+    cache = cache_root() / "bench-models" / "edgeml-int8-mlp"
+    paths = {"tflite": cache / "model.int8.tflite", "onnx": cache / "model.int8.onnx",
+             "calibration": cache / "calibration.npy"}
+    if all(path.exists() for path in paths.values()):
+        return paths
+    import keras
+    import numpy as np
+    from edgeml_converters import GatesFailed, convert
+
+    cache.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((8,), name="features"), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(4, activation="softmax", name="probabilities")])
+    model.save(cache / "mlp.keras")
+    np.save(paths["calibration"], np.random.default_rng(7).normal(size=(300, 8)).astype(np.float32))
+    try:
+        convert(cache / "mlp.keras", cache, formats=("tflite", "onnx"), modes=("int8",),
+                calibration=paths["calibration"], isolate=False)
+    except GatesFailed:  # random weights may flip near-ties; the files are kept and serve for timing
+        pass
     return paths

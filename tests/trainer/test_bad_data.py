@@ -79,3 +79,46 @@ def test_missing_path_and_unknown_suffix(tmp_path):
 @pytest.mark.parametrize("args", [[], ["somewhere.csv", "--dataset", "wine"]])
 def test_data_or_dataset_required(args):
     assert_one_line_error(run_train(*args), "give either a data path or --dataset")
+
+
+@pytest.mark.parametrize("column, value", [("a", "inf"), ("a", "-inf"), ("label", "inf")])
+def test_infinite_values_are_refused_not_trained_on(tmp_path, column, value):
+    """Before: mean Infinity in labels.json, accuracy 0.5 and exit 0. Gaps (empty cells) stay allowed."""
+    rows = ["a,b,label"] + [f"{i},{i % 3},{i % 2}" for i in range(40)] + [""]
+    rows[5] = f"{value},1,0" if column == "a" else f"4,1,{value}"
+    (tmp_path / "inf.csv").write_text("\n".join(rows))
+    result = run_train(str(tmp_path / "inf.csv"), "--target", "label", "--task", "regression", "-o",
+                       str(tmp_path / "out"))
+    assert_one_line_error(result, f"column '{column}' has 1 infinite value(s)", "data row 4")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("array, value, message", [
+    ("x", np.inf, "'x' has 1 infinite value(s) (first in row 2)"),
+    ("y", -np.inf, "'y' has 1 NaN or infinite value(s) (first in row 2)"),
+    ("y", np.nan, "'y' has 1 NaN or infinite value(s) (first in row 2)"),
+])
+def test_non_finite_arrays_are_refused(tmp_path, array, value, message):
+    arrays = {"x": np.random.default_rng(0).normal(size=(30, 3)), "y": np.arange(30.0)}
+    arrays[array][(2, 1) if array == "x" else 2] = value
+    np.savez(tmp_path / "data.npz", **arrays)
+    result = run_train(str(tmp_path / "data.npz"), "-o", str(tmp_path / "out"))
+    assert_one_line_error(result, message)
+
+
+@pytest.mark.parametrize("case", ["object arrays", "declared 1 GB", "empty file"])
+def test_hostile_npz_files_get_one_line(tmp_path, case):
+    path = tmp_path / "data.npz"
+    if case == "object arrays":
+        np.savez(path, x=np.array([{"a": 1}] * 3, dtype=object), y=np.arange(3))
+        message = "holds Python objects"
+    elif case == "declared 1 GB":
+        from tests.security.hostile_files import zip_bomb_npz
+
+        zip_bomb_npz(path, names=("x", "y"))
+        message = "beyond the limit"
+    else:
+        path.write_bytes(b"")
+        message = "the file is empty"
+    result = run_train(str(path), "-o", str(tmp_path / "out"))
+    assert_one_line_error(result, message)

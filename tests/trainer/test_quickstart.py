@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from tests.support.cli import invoke
+from tests.support.browser import network_references, render
+from tests.support.cli import edgeml, native_noise, user_environment
 
 pytestmark = pytest.mark.slow
 
@@ -18,10 +19,10 @@ TEST_SAMPLES = 360  # 20 % of the 1797 digits
 
 @pytest.fixture(scope="module")
 def quickstart_run(tmp_path_factory):
-    """One real run, as README's `make demo` does it; the report is read back from quickstart.json."""
+    """One real run, as README's `make demo` does it from a user's shell (no TF_CPP_MIN_LOG_LEVEL set); the
+    results are read back from quickstart.json."""
     outdir = tmp_path_factory.mktemp("quickstart") / "demo-output"
-    result = invoke("quickstart", "-o", str(outdir))
-    assert result.exit_code == 0, result.output
+    result = edgeml("quickstart", "-o", outdir, env=user_environment(), check_exit=0)
     return json.loads((outdir / "quickstart.json").read_text()), outdir, result
 
 
@@ -80,3 +81,31 @@ def test_table_output(quickstart_run):
         assert f"{row['accuracy']:.2%}" in line and f"{row['p50_ms']:.3f} ms" in line
     assert "evaluating and benchmarking" in result.stderr and "evaluating" not in result.stdout
 
+
+
+def test_stderr_is_progress_only(quickstart_run):
+    """No TensorFlow / XLA / absl / LiteRT start-up lines (edgeml.quiet)."""
+    _, _, result = quickstart_run
+    assert native_noise(result.stderr) == [], result.stderr
+
+
+def test_html_report_in_a_browser(quickstart_run, tmp_path):
+    """demo-output/report.html next to quickstart.json: every artifact with its accuracy and latency, the
+    trade-off and latency plots, the training curves and the confusion matrix; nothing fetched."""
+    report, outdir, result = quickstart_run
+    page_file = outdir / report["report"]
+    assert page_file == outdir / "report.html" and f"report: {page_file}" in result.stdout
+    assert network_references(page_file) == []
+    page = render(page_file, tmp_path)
+    header, *rows = page.tables[0]
+    assert header[:6] == ["file", "format", "mode", "size", "× fp32", "accuracy"] and "p50" in header
+    assert [row[0] for row in rows] == ["model.keras", *(row["path"].split("/")[-1] for row in report["artifacts"])]
+    accuracy, p50 = header.index("accuracy"), header.index("p50")
+    for row, measured in zip(rows[1:], report["artifacts"]):
+        assert row[accuracy] == f"{measured['accuracy']:.2%}" and row[p50] == f"{measured['p50_ms']:.3f} ms"
+    for heading in ("Trade-off", "Latency distribution", "Training curves", "Confusion matrix"):
+        assert heading in page.text
+    assert page.count("svg") == 4
+    assert page.dom.count('class="latency"') == 5  # Keras + four artifacts
+    assert page.dom.count('class="cell"') == 100
+    assert page.screenshot_size == (1100, 1600)

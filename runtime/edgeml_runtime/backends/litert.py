@@ -72,7 +72,7 @@ class LiteRTSession:
         try:
             # model_content: the model is read from bytes, which the interpreter verifies.
             self._interpreter = interpreter_module.Interpreter(model_content=model_bytes, num_threads=threads)
-            self._interpreter.allocate_tensors()
+            _allocate(self._interpreter)
             self._input_details = self._interpreter.get_input_details()
             self._output_details = self._interpreter.get_output_details()
             input_names, output_names = self._signature_names()
@@ -115,23 +115,41 @@ class LiteRTSession:
 
     def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         interpreter = self._interpreter
-        resized = False
-        for position, (index, name) in enumerate(self._input_plan):
-            shape = feeds[name].shape
-            if shape != self._planned_shapes[position]:
-                # Dynamic dimensions (usually the batch): resize, then re-plan memory once.
-                interpreter.resize_tensor_input(index, shape, strict=True)
-                self._planned_shapes[position] = shape
-                resized = True
-        if resized:
-            interpreter.allocate_tensors()
-        for index, name in self._input_plan:
-            interpreter.set_tensor(index, feeds[name])
         try:
+            resized = False
+            for position, (index, name) in enumerate(self._input_plan):
+                shape = feeds[name].shape
+                if shape != self._planned_shapes[position]:
+                    # Dynamic dimensions (usually the batch): resize, then re-plan memory once.
+                    interpreter.resize_tensor_input(index, shape, strict=True)
+                    self._planned_shapes[position] = shape
+                    resized = True
+            if resized:
+                interpreter.allocate_tensors()
+            for index, name in self._input_plan:
+                interpreter.set_tensor(index, feeds[name])
             interpreter.invoke()
-        except RuntimeError as error:
+            return {name: interpreter.get_tensor(index) for index, name in self._output_plan}
+        except (RuntimeError, ValueError) as error:
+            # Feeds were checked against the specs already: what fails here is the model (a damaged file:
+            # "Tensor data is null", a tensor the plan cannot hold, an op that rejects its input).
             raise ModelRunError(f"LiteRT failed to run the model: {_first_line(error)}") from None
-        return {name: interpreter.get_tensor(index) for index, name in self._output_plan}
+
+
+_first_allocation = [True]  # LiteRT prints its XNNPACK line at the first allocation in a process
+
+
+def _allocate(interpreter) -> None:
+    """allocate_tensors(); the first time in this process with LiteRT's 'Created TensorFlow Lite XNNPACK
+    delegate' line kept off stderr (see edgeml_runtime.native_logs)."""
+    if not _first_allocation[0]:
+        interpreter.allocate_tensors()
+        return
+    from edgeml_runtime.native_logs import quiet_native_logs
+
+    with quiet_native_logs():
+        interpreter.allocate_tensors()
+    _first_allocation[0] = False
 
 
 def _spec(details: dict, name: str) -> TensorSpec:

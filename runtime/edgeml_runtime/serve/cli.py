@@ -39,6 +39,10 @@ def add_parser(commands) -> None:
                              "content (for anything but 127.0.0.1; chmod 600 the file)")
     parser.add_argument("--top-k", type=int, default=3, help="classes listed per prediction (default 3)")
     parser.add_argument("--artifact", help="which artifact of a manifest: file name, quantization or format")
+    parser.add_argument("--task", choices=("classification", "regression", "arrays"),
+                        help="how to read the outputs, instead of labels.json or the guess (without labels.json: "
+                             "class scores only when they look like probabilities, else arrays)")
+    parser.add_argument("--output", metavar="NAME", help="the output to read (default: labels.json's, else all)")
     parser.add_argument("--backend", help="litert, tflite_runtime or onnxruntime (default: first installed)")
     parser.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
     parser.add_argument("--workers", type=int, help="prediction threads (default: cores, at most 4)")
@@ -128,7 +132,8 @@ def _check_options(args) -> None:
 def _open_predictor(args):
     from edgeml_runtime.locate import is_deployment
 
-    options = {"top_k": args.top_k, "artifact": args.artifact, "backend": args.backend, "threads": args.threads}
+    options = {"top_k": args.top_k, "artifact": args.artifact, "backend": args.backend, "threads": args.threads,
+               "task": args.task, "output": args.output}
     if is_deployment(Path(args.source)) and not args.no_reload:
         from edgeml_runtime.reload import ReloadingPredictor
 
@@ -221,7 +226,7 @@ def _serve_options(args) -> List[str]:
     """The command line options of this run, to repeat in the unit's ExecStart."""
     words: List[str] = []
     for option in ("http", "mqtt", "topic_in", "topic_out", "topic_error", "max_body_bytes", "idle_timeout",
-                   "max_connections", "token_file", "artifact", "backend", "threads", "workers"):
+                   "max_connections", "token_file", "artifact", "task", "output", "backend", "threads", "workers"):
         value: Optional[object] = getattr(args, option)
         if value is not None:
             if option == "token_file":

@@ -68,7 +68,8 @@ class PredictionHTTPServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._deadlines: Dict[socket.socket, Optional[float]] = {}  # open connection -> deadline (None: working)
         self._stop = threading.Event()
-        super().__init__(address, PredictionHandler)
+        self._overflow: Optional[_Overflow] = None
+        super().__init__(address, PredictionHandler)  # binds; on failure it calls server_close()
         self._overflow = _Overflow(self)
         self._watchdog = threading.Thread(target=self._watch, name="edgeml-http-watchdog", daemon=True)
         self._watchdog.start()
@@ -143,7 +144,8 @@ class PredictionHTTPServer(ThreadingHTTPServer):
     def server_close(self) -> None:
         self._stop.set()
         super().server_close()
-        self._overflow.close()
+        if self._overflow is not None:
+            self._overflow.close()
         with self._lock:
             connections = list(self._deadlines)
         for connection in connections:

@@ -1,7 +1,13 @@
 """Regenerates the tiny models the runtime tests use (needs TensorFlow and tf2onnx; the tests do not).
 
 The files are committed so that tests/runtime runs with only numpy and one backend installed.
-Run: python tests/runtime/data/make_models.py [--only oracle]   (--only oracle: just the quantization oracles)
+Run: python tests/runtime/data/make_models.py [--only oracle|apps]   (--only oracle: just the quantization
+oracles; --only apps: just the models the serving and examples tests use without labels.json)
+
+The models without labels.json (apps): `autoencoder_fp32` (.tflite, .onnx): `frames` (None, 640) -> (None, 640),
+a dense 640-4-640 autoencoder shaped like MLPerf Tiny's anomaly-detection model (its outputs are not class
+scores, and it is 640 wide where the MLP is 8); `image_cnn_fp32.tflite`: `image` (None, 12, 10, 3) raw pixels
+0..255 (rescaled inside) -> 3 softmax scores, for the image-folder example.
 
 The quantization oracles (quantize_oracle.tflite / .onnx) hold nothing but the backends' own QUANTIZE and
 DEQUANTIZE ops (ONNX: QuantizeLinear / DequantizeLinear, int8 and uint8 only), one pair per entry of
@@ -136,6 +142,29 @@ def quantize_oracle_onnx() -> bytes:
     return model.SerializeToString()
 
 
+def build_app_models():
+    import keras
+
+    keras.utils.set_random_seed(SEED)
+    frames = keras.Input((640,), name="frames")
+    code = keras.layers.Dense(4, activation="relu")(frames)
+    autoencoder = keras.Model(frames, keras.layers.Dense(640, name="reconstruction")(code), name="autoencoder")
+
+    image = keras.Input((12, 10, 3), name="image")
+    scaled = keras.layers.Rescaling(1 / 255)(image)
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(scaled))
+    scores = keras.layers.Dense(3, activation="softmax", name="scores")(features)
+    image_cnn = keras.Model(image, scores, name="image_cnn")
+    return autoencoder, image_cnn
+
+
+def write_app_models():
+    autoencoder, image_cnn = build_app_models()
+    (HERE / "autoencoder_fp32.tflite").write_bytes(to_tflite(autoencoder))
+    (HERE / "autoencoder_fp32.onnx").write_bytes(to_onnx(autoencoder))
+    (HERE / "image_cnn_fp32.tflite").write_bytes(to_tflite(image_cnn))
+
+
 def write_oracles():
     (HERE / "quantize_oracle.tflite").write_bytes(quantize_oracle_tflite())
     (HERE / "quantize_oracle.onnx").write_bytes(quantize_oracle_onnx())
@@ -144,9 +173,13 @@ def write_oracles():
 def main():
     import sys
 
+    if sys.argv[1:] == ["--only", "apps"]:
+        write_app_models()
+        return
     write_oracles()
     if sys.argv[1:] == ["--only", "oracle"]:
         return
+    write_app_models()
     mlp, two_io = build_models()
     rng = np.random.default_rng(SEED)
     calibration = rng.normal(size=(200, 8)).astype(np.float32)

@@ -5,6 +5,7 @@
 #   {"event": "ok"|"failed"|"unreachable"|"skipped", "host": H, "task": NAME, "step": STEP,
 #    "rc": int|null, "stdout": str, "stderr": str, "msg": str}
 #   {"event": "stopped"}                  (a batch went over max_fail_percentage: no host carries on)
+#   {"event": "no_hosts"}                 (the play's pattern and --limit match no host)
 #   {"event": "stats", "hosts": {H: {"ok", "changed", "failures", "unreachable", "skipped", ...}}}
 #
 # STEP is the task's `edgeml_step` variable (null for tasks without one). Warnings and errors of Ansible
@@ -66,6 +67,9 @@ class CallbackModule(CallbackBase):
 
     def v2_runner_on_skipped(self, result):
         self._result("skipped", result)
+
+    def v2_playbook_on_no_hosts_matched(self):
+        self._emit(event="no_hosts")
 
     def v2_playbook_on_no_hosts_remaining(self):
         self._emit(event="stopped")
