@@ -30,11 +30,14 @@ test-system:
 	  $(MAKE) --no-print-directory system-deps && $(MAKE) --no-print-directory emulated-pi; \
 	else echo "NOTE: not root with apt-get: system packages not installed (summary at the end; sudo make system-deps)"; fi
 
-SYSTEM_PACKAGES = $(shell $(PYTHON) -m tests.support.system_deps packages)
+# The list lives in tests/support/system_deps.py (with the summary); -B: no root-owned .pyc under sudo.
+SYSTEM_PACKAGES = $(shell $(PYTHON) -B -m tests.support.system_deps packages)
 system-deps:  ## install the Debian packages the tests talk to: OpenSSH, Mosquitto, debootstrap, systemd, Chromium
 	@missing=$$(for package in $(SYSTEM_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}\n' $$package 2>/dev/null | grep -q 'install ok installed' || echo $$package; done); \
-	if [ -n "$$missing" ]; then \
+	if [ -n "$$missing" ] && [ "$$(id -u)" != 0 ]; then \
+	  echo "system-deps: $$(echo $$missing) missing; installing them needs root: sudo make system-deps"; exit 1; \
+	elif [ -n "$$missing" ]; then \
 	  echo "installing $$(echo $$missing)"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \

@@ -151,6 +151,8 @@ def main() -> None:
         print(f"{'ratio edgeml/plain':24}{median_ratio(measured[base], measured[ours]):10.2f}"
               f"{edgeml_path.stat().st_size / plain_path.stat().st_size:9.2f}"
               f"{median_ratio(latency[base], latency[ours]):9.2f}")
+        same = "the same bytes" if plain_path.read_bytes() == edgeml_path.read_bytes() else "different bytes"
+        print(f"the two .tflite files have {same}")
 
 
 if __name__ == "__main__":

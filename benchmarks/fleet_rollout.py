@@ -42,7 +42,7 @@ def timed(action) -> float:
 
 
 class Devices:
-    """N sshd servers; one ssh config (-F) with every login's key and every server's host key."""
+    """N sshd servers; one ssh config (-F) with a Host alias per device and every server's host key."""
 
     def __init__(self, work: Path, count: int):
         self.servers = []
@@ -55,10 +55,12 @@ class Devices:
         for home in homes:
             home.mkdir()
         logins = [server.login(environment={"HOME": str(home)}) for server, home in zip(self.servers, homes)]
+        # One alias per device (Host devN: its port and key), as a fleet's ssh config would have them.
         self.config = work / "fleet.ssh_config"
         self.config.write_text(
-            "Host *\n" + "".join(f"  IdentityFile {login.identity}\n" for login in logins)
-            + "  IdentitiesOnly yes\n  IdentityAgent none\n"
+            "".join(f"Host dev{index}\n  HostName 127.0.0.1\n  Port {server.port}\n  IdentityFile {login.identity}\n"
+                    for index, (server, login) in enumerate(zip(self.servers, logins)))
+            + "Host *\n  IdentitiesOnly yes\n  IdentityAgent none\n"
             + f"  UserKnownHostsFile {' '.join(str(s.known_hosts) for s in self.servers)}\n"
             + "  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n  LogLevel ERROR\n")
         self.login = logins[0]
@@ -68,15 +70,14 @@ class Devices:
             server.stop()
 
     def inventory(self, path: Path, remote_dir: str, python: str) -> Path:
-        hosts = {f"dev{index}": {"ansible_host": "127.0.0.1", "ansible_port": server.port,
-                                 "ansible_user": server.user, "edgeml_dir": remote_dir,
+        hosts = {f"dev{index}": {"ansible_user": server.user, "edgeml_dir": remote_dir,
                                  "edgeml_python": python}
                  for index, server in enumerate(self.servers)}
         path.write_text(json.dumps({"all": {"hosts": hosts}}))
         return path
 
     def host_args(self) -> list:
-        return [arg for server in self.servers for arg in ("--host", f"{server.user}@127.0.0.1:{server.port}")]
+        return [arg for index, server in enumerate(self.servers) for arg in ("--host", f"{server.user}@dev{index}")]
 
 
 def run_size(count: int, rounds: int, work: Path, python: str, version: str) -> dict:

@@ -9,6 +9,8 @@ from typing import Optional
 import numpy as np
 from edgeml_runtime import EdgeMLError, ModelLoadError, formats
 
+from edgeml.console import format_size
+
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")  # .hdf5 is accepted, not advertised
 # Plumbing a SavedModel's functions are made of: left out of its op counts.
 SAVED_MODEL_PLUMBING = frozenset({"Placeholder", "Identity", "IdentityN", "NoOp", "Const", "ReadVariableOp",
@@ -125,9 +127,7 @@ def _source_facts(path: Path, unsafe: bool) -> dict:
     kind = loading.detect_kind(path)
     if kind == "saved_model":
         return _saved_model_facts(path, loading)
-    if not unsafe:
-        loading._refuse_lambda_layers(path, kind)
-    model, loader, notes = loading._load_keras(path, kind, unsafe)
+    model, loader, notes = loading.load_keras_model(path, kind, unsafe=unsafe)
     return {
         "model": str(path),
         "bytes": path.stat().st_size,
@@ -273,8 +273,8 @@ def _mcu_fit(path: Path, report: dict, profile) -> dict:
                       io_buffer_bytes=io_bytes, arena_limit_bytes=mcu.arena_limit_bytes, basis=RAM_BASIS)
         if arena > mcu.arena_limit_bytes:
             ram["fits"] = False
-            problems.append(f"the arena ({arena:,} bytes) is larger than the biggest block of RAM "
-                            f"({mcu.arena_limit_bytes:,} bytes)")
+            problems.append(f"the arena ({format_size(arena)}) is larger than the biggest block of RAM "
+                            f"({format_size(mcu.arena_limit_bytes)})")
     code = tflm_code_bytes(facts.ops)
     flash = _budget(len(data) + code, mcu.flash_bytes, model_bytes=len(data), code_bytes=code, basis=CODE_BASIS)
     fits = not problems and ram is not None and ram["fits"] and flash["fits"]
@@ -307,8 +307,8 @@ def _linux_fit(path: Path, report: dict, profile) -> dict:
     if ram["fits"] and ram["margin_fraction"] < TIGHT_FRACTION:
         notes.append(f"RAM is tight: {ram['margin_fraction']:.0%} left")
     return {"device": profile.name, "kind": "linux", "fits": bool(ram["fits"]), "ram": ram, "flash": None,
-            "problems": [] if ram["fits"] else [f"needs {peak:,} bytes of RAM, the board has "
-                                                f"{profile.ram_mb * 1024 * 1024:,}"],
+            "problems": [] if ram["fits"] else [f"needs {format_size(peak)} of RAM, the board has "
+                                                f"{format_size(profile.ram_mb * 1024 * 1024)}"],
             "notes": notes}
 
 

@@ -201,6 +201,8 @@ def _read_evaluation(given):
         source = "arrays"
     else:
         path = Path(given)
+        if not path.exists():
+            raise CalibrationError(f"evaluation data not found: {given}")
         if not path.is_file() or path.suffix.lower() not in (".npz", ".npy"):
             raise CalibrationError(f"evaluation data {given}: expected an .npz with inputs (x, or arrays by input "
                                    "name) and labels y, or an .npy of inputs")

@@ -25,7 +25,7 @@ from edgeml_converters.errors import UnsafeModelError
 from edgeml_converters.output_dir import make_scratch_dir, remove_scratch_dir
 from edgeml_converters.tensorflow_env import import_tensorflow
 
-__all__ = ["SourceModel", "TensorInfo", "detect_kind", "keras_source", "load_source"]
+__all__ = ["SourceModel", "TensorInfo", "detect_kind", "keras_source", "load_keras_model", "load_source"]
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 SERVING = "serving_default"
@@ -100,10 +100,16 @@ def load_source(path: Path, *, unsafe: bool = False) -> SourceModel:
         if not unsafe:
             refuse_unsafe_graph(path)
         return _load_saved_model(path)
+    model, loader, notes = load_keras_model(path, kind, unsafe=unsafe)
+    return _from_keras_model(model, path, kind, loader, notes)
+
+
+def load_keras_model(path: Path, kind: str, *, unsafe: bool = False):
+    """(Keras model, loader name, notes) for a .keras/.h5 file: Lambda layers refused unless `unsafe`; Keras 3,
+    then tf_keras for Keras 2 files. What `edgeml convert` and `edgeml inspect` both load."""
     if not unsafe:
         _refuse_lambda_layers(path, kind)
-    model, loader, notes = _load_keras(path, kind, unsafe)
-    return _from_keras_model(model, path, kind, loader, notes)
+    return _load_keras(path, kind, unsafe)
 
 
 # --- safety: Lambda layers carry Python bytecode that runs when the model is loaded ---------------

@@ -78,6 +78,9 @@ class ConvertOptions:
         if self.calibration_samples < 1:
             raise CalibrationError("--calibration-samples must be at least 1")
         object.__setattr__(self, "input_range", parse_input_ranges(self.input_range))
+        if (self.explain or self.max_drop is not None) and Mode.INT8 not in self.modes:
+            flag = "--explain" if self.explain else "--max-drop"
+            raise EdgeMLError(f"{flag} works on full-integer artifacts: add --int8 (or --quantize int8)")
         if self.max_drop is not None and not 0 <= float(self.max_drop) <= 100:
             raise EdgeMLError(f"--max-drop {self.max_drop}: give accuracy points between 0 and 100 (e.g. --max-drop 1)")
 

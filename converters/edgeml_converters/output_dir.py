@@ -70,8 +70,9 @@ def publish(staging: Path, output_dir: Path) -> None:
     that this run did not produce (they are listed in the old manifest: each artifact's `path`, and its
     `files` for TFLM sources). Other files are left alone."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    stale = _previous_artifacts(output_dir) - {p.name for p in staging.iterdir()}
-    for item in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST_FILE):
+    staged = [item for item in staging.iterdir() if item.name != OWNER_FILE]  # the lock stays with the staging
+    stale = _previous_artifacts(output_dir) - {item.name for item in staged}
+    for item in sorted(staged, key=lambda p: p.name == MANIFEST_FILE):
         target = output_dir / item.name
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)

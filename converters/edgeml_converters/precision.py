@@ -239,6 +239,8 @@ def _finish(context, recipe, path: Path, fp32: Optional[Path], *, target: Option
             outcome.extra["repair"] = repair
             if mixed:
                 outcome.extra["mixed"] = mixed
+            if "explain" in outcome.validation and repair.get("rung"):
+                outcome.validation["explain"]["measured_on"] = "the plain int8, before the repair"
         elif not before.met:
             context.report("repair", f"{path.name} misses {judge.describe()}; not repaired (--no-repair)",
                            level="note")
@@ -297,8 +299,14 @@ class _Worker:
             return bool(check_outputs(explainer.reference, trial.outputs, explainer.data, gate, synthetic=synthetic,
                                       runner="explain")["passed"])
 
-        suggestion = explainer.suggest(good_enough)
+        if good_enough(explainer.base):
+            suggestion, note = None, "none needed: the int8 artifact passes its gate"
+        else:
+            suggestion = explainer.suggest(good_enough)
+            note = (f"the fewest top layers whose float version passes the gate: {', '.join(suggestion['layers'])}"
+                    if suggestion else "no 3 layers in float pass the gate")
         fields = explainer.report(suggestion)
+        fields["explain"]["suggestion"] = note
         top = ", ".join(f"{row['name']} {row['share']:.0%}" for row in ranking[:3] if row["error_reduction"] > 0)
         self.context.report("explain", f"{self.path.name}: share of the int8 output error each layer causes (kept in "
                                        f"float): {top or 'no single layer stands out'}", level="note")

@@ -103,7 +103,7 @@ def bench(models, threads, runs, warmup, min_seconds, backends, input_file, base
 
 def peak_memory_note(resets: bool) -> str:
     """What the peak RSS column measures, and how far rows compare."""
-    basis = ("peak MB: this process's resident-memory high-water mark (peak RSS) while the model loaded and ran, "
+    basis = ("peak RSS: this process's resident-memory high-water mark while the model loaded and ran, "
              "Python, numpy and the backend's libraries included (not the model's own footprint); ")
     if resets:
         return basis + "reset before each model, so rows compare with each other"
@@ -184,7 +184,7 @@ def results_table(results: List[dict]):
     table = Table(title=title, caption=f"{results[0]['machine']['arch']}, {results[0]['machine']['cpu']}, "
                                        f"{results[0]['machine']['cores']} cores" if results else None)
     for column in ("model", "format", "quant", "backend", "threads", "size", "init ms", "first ms",
-                   "p50 ms", "p90 ms", "p99 ms", "inf/s", "peak MB"):
+                   "p50 ms", "p90 ms", "p99 ms", "inf/s", "peak RSS"):
         table.add_column(column, justify="left" if column in ("model", "format", "quant", "backend") else "right")
     fastest = min((result["latency_ms"]["p50"] for result in results), default=0)
     for result in results:
@@ -197,6 +197,6 @@ def results_table(results: List[dict]):
             f"{result['backend']} {result['backend_version']}", str(result["threads"]),
             format_size(result["model_bytes"]), f"{result['init_ms']:.1f}", f"{result['first_ms']:.2f}",
             p50, f"{latency['p90']:.3f}", f"{latency['p99']:.3f}", f"{result['throughput_ips']:.0f}",
-            f"{result['peak_rss_mb']:.0f}",
+            format_size(result["peak_rss_mb"] * 1024 * 1024),
         )
     return table

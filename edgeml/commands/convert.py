@@ -104,7 +104,7 @@ def convert(source, output_dir, formats, quantize, int8, fp16, dynamic, calibrat
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
     else:
-        stdout_console().print(summary_table(manifest))
+        stdout_console().print(summary_table(manifest, scores=_outputs_are_scores(source, output_dir, manifest)))
         for table in explain_tables(manifest):  # --explain: which layers cost each int8 artifact its accuracy
             stdout_console().print(table)
     _write_report(source, output_dir, manifest, quiet=as_json)
@@ -112,21 +112,32 @@ def convert(source, output_dir, formats, quantize, int8, fp16, dynamic, calibrat
         raise failure
 
 
-def _write_report(source, output_dir, manifest: dict, *, quiet: bool) -> None:
-    """OUT/report.html next to manifest.json (edgeml.report); its path under the table (not with --json)."""
+def _output_dir(source, output_dir) -> Path:
     from edgeml_converters.output_dir import default_output_dir
 
+    return Path(output_dir).expanduser().resolve() if output_dir else default_output_dir(Path(source).resolve())
+
+
+def _outputs_are_scores(source, output_dir, manifest: dict) -> bool:
+    """Top-1 agreement means something only for class scores (not for autoencoders, regressors...)."""
+    from edgeml.report import outputs_are_scores
+
+    return outputs_are_scores(_output_dir(source, output_dir), manifest) is not False
+
+
+def _write_report(source, output_dir, manifest: dict, *, quiet: bool) -> None:
+    """OUT/report.html next to manifest.json (edgeml.report); its path under the table (not with --json)."""
     from edgeml.report import write_convert_report
 
-    out = Path(output_dir).expanduser().resolve() if output_dir else default_output_dir(Path(source).resolve())
-    path = write_convert_report(out, manifest)
+    path = write_convert_report(_output_dir(source, output_dir), manifest)
     if not quiet:
         stdout_console().print(f"report: {path}", markup=False, highlight=False, soft_wrap=True)
 
 
-def summary_table(manifest: dict):
+def summary_table(manifest: dict, *, scores: bool = True):
     """One row per artifact: size and size ratio vs the fp32 file of the same format, and validation. TFLM
-    sources show the embedded model's size (what takes flash) and, in their own column, the tensor arena."""
+    sources show the embedded model's size (what takes flash) and, in their own column, the tensor arena.
+    `scores=False` (outputs that are not class scores) leaves out the top-1 column: max diff and cosine say it."""
     from rich.table import Table
 
     fp32_bytes = {
@@ -135,8 +146,8 @@ def summary_table(manifest: dict):
     }
     arenas = any("arena_bytes" in entry for entry in manifest["artifacts"])
     table = Table(title=f"edgeml convert: {manifest['source']['path']}")
-    columns = ("file", "format", "mode", "size", "vs fp32", *(("arena",) if arenas else ()), "top-1", "cosine",
-               "max diff", "check")
+    columns = ("file", "format", "mode", "size", "vs fp32", *(("arena",) if arenas else ()),
+               *(("top-1",) if scores else ()), "cosine", "max diff", "check")
     for column in columns:
         table.add_column(column, justify="left" if column in ("file", "format", "mode", "check") else "right")
     for entry in manifest["artifacts"]:
@@ -159,7 +170,7 @@ def summary_table(manifest: dict):
         table.add_row(
             entry["path"], entry["format"], mode, format_size(size),
             f"{size / baseline:.2f}x" if baseline else "-", *arena,
-            _agreement(agreement, check.get("decisive_top1_agreement")),
+            *([_agreement(agreement, check.get("decisive_top1_agreement"))] if scores else []),
             "-" if cosine is None else f"{cosine:.5f}", "-" if diff is None else f"{diff:.3g}", verdict,
         )
     return table
@@ -195,8 +206,9 @@ def explain_tables(manifest: dict) -> list:
             continue
         explain = check.get("explain", {})
         suggested = check.get("suggested_float")
+        advice = ", ".join(suggested) if suggested else explain.get("suggestion", "none")
         caption = (f"int8 output error {explain.get('int8_error', 0):.3g} (||int8 - original|| / ||original||); "
-                   f"suggested to keep in float: {', '.join(suggested) if suggested else 'none found within 3 layers'}")
+                   f"suggested to keep in float: {advice}")
         if explain.get("preselected"):
             caption += f"; measured: {explain['preselected']}"
         table = Table(title=f"--explain: {entry['path']}", caption=caption)

@@ -42,6 +42,17 @@ def check_converters() -> list:
     return [{"check": "converters", "ok": found, "detail": detail}]
 
 
+def check_fleet() -> list:
+    """Whether `edgeml deploy --inventory` can start ansible-playbook (edgeml's own or one on PATH)."""
+    from edgeml.device.fleet import FleetError, ansible_playbook_command
+
+    try:
+        detail, ok = " ".join(ansible_playbook_command()), True
+    except FleetError as error:
+        detail, ok = str(error), False
+    return [{"check": "fleet (ansible-playbook)", "ok": ok, "detail": detail}]
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 def doctor(as_json: bool):
@@ -50,7 +61,7 @@ def doctor(as_json: bool):
 
     from edgeml.versions import installed_versions
 
-    checks = check_backends() + check_converters() + check_tools()
+    checks = check_backends() + check_converters() + check_fleet() + check_tools()
     report = {"versions": installed_versions(), "machine": machine_info(), "python": sys.version.split()[0],
               "checks": checks}
     if as_json:

@@ -1,5 +1,6 @@
-"""SSH transport through the system OpenSSH client (`ssh`, `scp`), so the user's ~/.ssh/config, agent
-and known_hosts work as usual. BatchMode is on: a missing key fails fast instead of prompting."""
+"""SSH transport through the system OpenSSH client (`ssh`), so the user's ~/.ssh/config, agent and
+known_hosts work as usual. BatchMode is on: a missing key fails fast instead of prompting. Files travel on
+the stdin of the session that uses them (see edgeml.device.deploy), not through a separate scp."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ TARGET = re.compile(
 
 
 class SshError(EdgeMLError):
-    """ssh or scp failed: no connection, refused key, or the remote command could not start."""
+    """ssh failed: no connection, refused key, or the remote command could not start."""
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,8 @@ class SshTarget:
         port = int(match.group("port")) if match.group("port") else None
         return cls(spec, match.group("ipv6") or match.group("host"), match.group("user"), port)
 
-    def destination(self, for_scp: bool = False) -> str:
-        host = f"[{self.host}]" if for_scp and ":" in self.host else self.host
-        return f"{self.user}@{host}" if self.user else host
+    def destination(self) -> str:
+        return f"{self.user}@{self.host}" if self.user else self.host
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,6 @@ class Ssh:
         port = ["-p", str(self.target.port)] if self.target.port else []
         return [_tool("ssh"), *self.options.common(), *port, "--", self.target.destination(), command]
 
-    def scp_argv(self, local: str, remote: str) -> List[str]:
-        port = ["-P", str(self.target.port)] if self.target.port else []
-        return [_tool("scp"), "-q", *self.options.common(), *port, "--", local,
-                f"{self.target.destination(for_scp=True)}:{remote}"]
-
     def run(self, command: str, *, input: Optional[str] = None, timeout: Optional[float] = None,
             stage: str = "connect") -> subprocess.CompletedProcess:
         """Run a remote command; an ssh failure (exit 255) becomes SshError with ssh's own message."""
@@ -105,14 +100,6 @@ class Ssh:
     def popen(self, command: str) -> subprocess.Popen:
         return subprocess.Popen(self.ssh_argv(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, bufsize=1)
-
-    def upload(self, local: str, remote: str, timeout: Optional[float] = None) -> None:
-        try:
-            done = subprocess.run(self.scp_argv(local, remote), capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise SshError(f"upload: scp to {self.target.spec} took longer than {timeout:.0f} s") from None
-        if done.returncode != 0:
-            raise SshError(f"upload: {last_line(done.stderr) or f'scp exited with {done.returncode}'}")
 
 
 def last_line(text: str) -> str:

@@ -32,3 +32,17 @@ def test_exit_1_with_the_fix_when_no_backend_works():
     assert "no runtime backend works: pip install 'edgeml-runtime[litert]'" in result.stderr
     checks = {check["check"]: check for check in json.loads(result.stdout)["checks"]}
     assert not checks["backend onnxruntime"]["ok"]
+
+
+def test_reports_whether_fleets_can_run():
+    """With ansible-core importable the fleet check names the command; blocked, it names the pip install."""
+    checks = {check["check"]: check for check in json.loads(doctor().stdout)["checks"]}
+    assert checks["fleet (ansible-playbook)"]["ok"] and "ansible" in checks["fleet (ansible-playbook)"]["detail"]
+    blocked = {check["check"]: check for check in json.loads(doctor(blocked=("ansible",)).stdout)["checks"]}
+    fleet = blocked["fleet (ansible-playbook)"]
+    import shutil
+
+    if shutil.which("ansible-playbook") is None:
+        assert not fleet["ok"] and "pip install 'edgeml[fleet]'" in fleet["detail"]
+    else:  # a system ansible-playbook on PATH is used instead
+        assert fleet["ok"] and fleet["detail"].endswith("ansible-playbook")

@@ -119,3 +119,15 @@ def test_bench_bad_input_exits_2_without_traceback(args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_more_threads_than_cores_is_a_warning_and_peak_memory_is_explained():
+    import os
+
+    too_many = (os.cpu_count() or 1) + 1
+    done = edgeml("bench", DATA / "mlp_fp32.tflite", "--threads", f"1,{too_many}", *FAST, check_exit=0)
+    assert f"warning: --threads {too_many} is more than this machine's {os.cpu_count()} cores" in done.stderr
+    assert "peak RSS" in done.stdout and "high-water mark" in done.stdout and "reset before each model" in done.stdout
+    assert "MiB" in done.stdout  # sizes and memory in one unit
+    quiet = edgeml("bench", DATA / "mlp_fp32.tflite", "--threads", "1", *FAST, check_exit=0)
+    assert "warning" not in quiet.stderr

@@ -53,7 +53,11 @@ def test_sequential_every_mode_validates_and_the_files_load(models, tmp_path):
     assert manifest["source"]["kind"] == "keras"
     assert manifest["source"]["sha256"] == hashlib.sha256(models.paths.sequential.read_bytes()).hexdigest()
     # 400 samples, 300 taken for calibration: the other 100 are held back for validation.
-    assert manifest["calibration"] == {"source": "array", "samples": 300}
+    calibration = manifest["calibration"]
+    assert (calibration["source"], calibration["samples"]) == ("array", 300)
+    # No range declared or recorded: the calibration arrays' own min/max is the input range, used as given.
+    assert calibration["input_range"]["features"]["from"] == "calibration data (min/max)"
+    assert calibration["input_range"]["features"]["high"] == pytest.approx(float(models.x.max()))
     assert json.loads((out / "manifest.json").read_text()) == manifest
     for entry in manifest["artifacts"]:
         data = (out / entry["path"]).read_bytes()
@@ -438,3 +442,13 @@ def test_near_ties_pass_the_decisive_agreement_gate_and_real_loss_still_fails(tm
                  validate_data=x, min_cosine=-1.0, repair=False)
     check = _artifact(caught.value.manifest, "model.int8.onnx")["validation"]
     assert check["passed"] is False and check["top1_agreement"] < 0.95
+
+
+def test_cli_table_shows_top1_only_for_class_scores(models, tmp_path):
+    """A softmax classifier's table has a top-1 column; a model with raw (non-score) outputs has none:
+    its fidelity is cosine and max diff."""
+    scores = _cli(["convert", str(models.paths.sequential), "--to", "tflite", "-o", str(tmp_path / "scores")])
+    raw = _cli(["convert", str(models.paths.legacy), "--to", "tflite", "-o", str(tmp_path / "raw")])
+    assert scores.exit_code == 0 and raw.exit_code == 0, scores.stderr + raw.stderr
+    assert "top-1" in scores.stdout and "cosine" in scores.stdout
+    assert "top-1" not in raw.stdout and "cosine" in raw.stdout

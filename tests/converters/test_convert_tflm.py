@@ -85,8 +85,8 @@ def test_tflm_brings_the_int8_tflite_and_the_sources(converted):
     assert json.loads((out / "manifest.json").read_text()) == manifest
     entry = tflm_entry(manifest)
     assert entry["format"] == "tflm" and entry["quantization"] == "int8" and entry["files"] == TFLM_FILES
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["manifest.json", "model.fp32.tflite", "model.int8.tflite", *TFLM_FILES])
+    assert sorted(p.name for p in out.iterdir()) == sorted(  # report.html: the command's HTML report
+        ["manifest.json", "model.fp32.tflite", "model.int8.tflite", "report.html", *TFLM_FILES])
     assert not list(out.parent.glob(".out.staging-*"))
     # bytes and sha256 describe `path` (the .cc), as for every artifact; model_bytes the model it embeds.
     source = (out / entry["path"]).read_bytes()
@@ -208,7 +208,8 @@ def test_an_operator_tflm_lacks_keeps_the_tflite_files_and_names_it(keras_models
     manifest = json.loads(result.stdout)
     assert [entry["path"] for entry in manifest["artifacts"]] == ["model.fp32.tflite", "model.int8.tflite"]
     assert json.loads((out / "manifest.json").read_text()) == manifest
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.fp32.tflite", "model.int8.tflite"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.fp32.tflite", "model.int8.tflite",
+                                                     "report.html"]
 
 
 def test_without_tflite_micro_convert_says_what_to_install_before_converting(keras_models, monkeypatch, tmp_path):

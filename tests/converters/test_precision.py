@@ -51,6 +51,35 @@ def test_a_layer_is_measured_with_the_tensor_it_produces_kept_in_float():
     assert output_error({"y": np.ones((1, 4))}, {"y": np.zeros((1, 4))}) == pytest.approx(1.0)
 
 
+def test_explain_and_max_drop_need_int8_and_a_sane_budget():
+    from edgeml_converters import ConvertOptions
+    from edgeml_runtime import EdgeMLError
+
+    with pytest.raises(EdgeMLError, match="--explain works on full-integer artifacts: add --int8"):
+        ConvertOptions(modes=("fp32",), explain=True)
+    with pytest.raises(EdgeMLError, match="--max-drop works on full-integer"):
+        ConvertOptions(modes=("fp32", "fp16"), max_drop=1)
+    with pytest.raises(EdgeMLError, match="between 0 and 100"):
+        ConvertOptions(modes=("int8",), max_drop=-1)
+    assert ConvertOptions(modes=("int8",), max_drop=0.5, explain=True).repair is True
+
+
+def test_evaluation_data_give_class_labels_when_they_are_classes(tmp_path):
+    from edgeml_converters.data_plan import _read_evaluation
+    from edgeml_converters.errors import CalibrationError
+
+    x = np.zeros((4, 3), "float32")
+    np.savez(tmp_path / "test.npz", x=x, y=np.array([0, 2, 1, 2]))
+    arrays, labels, _ = _read_evaluation(tmp_path / "test.npz")
+    assert arrays.shape == (4, 3) and labels.tolist() == [0, 2, 1, 2]
+    np.savez(tmp_path / "onehot.npz", x=x, y=np.eye(3)[[1, 0, 2, 2]])
+    assert _read_evaluation(tmp_path / "onehot.npz")[1].tolist() == [1, 0, 2, 2]
+    np.savez(tmp_path / "regression.npz", x=x, y=np.array([0.5, 1.25, 3.0, 2.0]))
+    assert _read_evaluation(tmp_path / "regression.npz")[1] is None  # no classes: agreement/cosine instead
+    with pytest.raises(CalibrationError, match="not found"):
+        _read_evaluation(tmp_path / "missing.npz")
+
+
 @pytest.mark.slow
 def test_equalization_keeps_the_function_and_evens_out_the_channels():
     import keras

@@ -53,8 +53,10 @@ def _agent():
     return module
 
 
-def _watch_switches(root: Path, switch, seconds: float, max_switches: int) -> dict:
-    """Run `switch(version)` alternately to v1/v2 while a reader process polls root/current."""
+def _watch_switches(root: Path, switch, seconds: float, max_switches: int, min_switches: int = 0) -> dict:
+    """Run `switch(version)` alternately to v1/v2 while a reader process polls root/current: for `seconds`
+    or `max_switches`, but at least `min_switches` (each switch fsyncs the directory, which a busy disk slows
+    down; 60 s at most)."""
     stop, ready = root / "stop", root / "ready"
     reader = subprocess.Popen([sys.executable, "-c", READER, str(root / "current"), str(stop), str(ready)],
                               stdout=subprocess.PIPE, text=True)
@@ -64,8 +66,10 @@ def _watch_switches(root: Path, switch, seconds: float, max_switches: int) -> di
             assert reader.poll() is None and time.monotonic() < deadline, "the reader did not start"
             time.sleep(0.01)
         switches = 0
-        finish = time.monotonic() + seconds
-        while switches < max_switches and time.monotonic() < finish:
+        started = time.monotonic()
+        while switches < max_switches and (time.monotonic() < started + seconds or switches < min_switches):
+            if time.monotonic() > started + 60:
+                break
             switch("v2" if switches % 2 == 0 else "v1")
             switches += 1
     finally:
@@ -89,7 +93,7 @@ def layout(tmp_path):
 
 def test_the_agents_switch_never_leaves_current_missing(layout):
     result = _watch_switches(layout.root, lambda version: layout.point(layout.current, version),
-                             seconds=3.0, max_switches=3000)
+                             seconds=3.0, max_switches=3000, min_switches=200)
     assert result["switches"] >= 200 and result["reads"] >= 1000, result  # a real overlap was watched
     assert result["seen"] == ["releases/v1", "releases/v2"]
     assert (result["missing"], result["dangling"]) == (0, 0), result
@@ -101,7 +105,7 @@ def test_the_agents_switch_never_leaves_current_missing(layout):
 def test_the_previous_link_is_switched_the_same_way(layout):
     layout.point(layout.previous, "v2")
     result = _watch_switches(layout.root, lambda version: layout.point(layout.previous, version),
-                             seconds=1.0, max_switches=500)
+                             seconds=1.0, max_switches=500, min_switches=50)
     assert result["switches"] >= 50 and result["missing"] == 0  # `current` untouched meanwhile
     assert layout.target(layout.previous) in ("v1", "v2") and layout.target(layout.current) == "v1"
 

@@ -143,24 +143,26 @@ def test_a_pinned_device_refuses_what_its_key_did_not_sign(made, login, pinned_s
     python = support.device_python_path(login)
     marker = tmp_path / "tampered-install-ran"
     line = f"touch {marker}"
+    # Refused at the verify stage, before anything is installed: the small bundle (no wheels) will do.
+    signed = _variant(made["small"], tmp_path / "small-signed.tar.gz", signature="sign", key=keys["release"])
     attempts = {
         "install.sh changed after signing": (
-            _variant(made["v2"], tmp_path / "a.tar.gz", version="t2", install_line=line), "does not match", ()),
+            _variant(signed, tmp_path / "a.tar.gz", version="t2", install_line=line), "does not match", ()),
         "signature stripped": (
-            _variant(made["v2"], tmp_path / "b.tar.gz", version="t2", install_line=line, signature="strip"),
+            _variant(signed, tmp_path / "b.tar.gz", version="t2", install_line=line, signature="strip"),
             "is not signed", ()),
         "re-signed by another key": (
-            _variant(made["v2"], tmp_path / "c.tar.gz", version="t2", install_line=line, signature="sign",
+            _variant(signed, tmp_path / "c.tar.gz", version="t2", install_line=line, signature="sign",
                      key=keys["attacker"]), "a key this deploy does not trust", ()),
         "re-signed by another key, which the command line tries to pin": (
             tmp_path / "c.tar.gz", "a key this deploy does not trust",
             ("--trust", str(keys["attacker"].with_suffix(".pub")))),
         "unsigned bundle": (made["small"], "is not signed", ()),
         "signature after the files instead of second": (
-            _signature_moved_to_the_end(made["v2"], tmp_path / "d.tar.gz"), "is not signed", ()),
-        "garbage signature": (_garbage_signature(made["v2"], tmp_path / "e.tar.gz"), "not an OpenSSH signature", ()),
-        "a valid signature of another manifest": (
-            _foreign_signature(made, tmp_path / "f.tar.gz"), "does not match", ()),
+            _signature_moved_to_the_end(signed, tmp_path / "d.tar.gz"), "is not signed", ()),
+        "garbage signature": (_garbage_signature(signed, tmp_path / "e.tar.gz"), "not an OpenSSH signature", ()),
+        "a valid signature (pinned key) of other bytes": (
+            _foreign_signature(signed, keys["release"], tmp_path / "f.tar.gz"), "does not match", ()),
     }
     before = support.snapshot(device)
     for name, (bundle, expect, extra) in attempts.items():
@@ -247,11 +249,9 @@ def _agent_args(extra):
 
 
 def _signature_moved_to_the_end(source, target):
+    """The signature, still valid, but after the files instead of right after the manifest."""
     members = support.read_members(source)
     members.append(members.pop(1))
-    manifest = support.manifest_of(members)
-    manifest["version"] = "t3"
-    support.set_manifest(members, manifest)  # the manifest changed: the old signature would not match anyway
     return support.write_bundle(target, members)
 
 
@@ -261,9 +261,8 @@ def _garbage_signature(source, target):
     return support.write_bundle(target, members)
 
 
-def _foreign_signature(made, target):
-    """v2's manifest with the signature of the small bundle's manifest (valid, by the pinned key)."""
-    members = support.read_members(made["v2"])
-    small = support.read_members(made["small"])
-    members[1].data = signing.sign(small[0].data, made["keys"]["release"])
+def _foreign_signature(source, key, target):
+    """The manifest with a valid signature by `key`, of other bytes (another manifest)."""
+    members = support.read_members(source)
+    members[1].data = signing.sign(members[0].data.replace(b'"install.sh"', b'"install.sh" '), key)
     return support.write_bundle(target, members)
