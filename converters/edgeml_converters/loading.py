@@ -324,7 +324,7 @@ def _load_keras(path: Path, kind: str, unsafe: bool):
             f"tf_keras {tf_keras.__version__} says '{_first_line(error)}'; the file is corrupt, truncated "
             "or uses custom layers that are not importable here"
         ) from None
-    note = f"a Keras 2 file: Keras {keras.__version__} cannot read it, tf_keras {tf_keras.__version__} did"
+    note = f"a Keras 2 file: loaded with tf_keras {tf_keras.__version__} (Keras {keras.__version__} cannot read it)"
     return model, f"tf_keras {tf_keras.__version__}", [note]
 
 

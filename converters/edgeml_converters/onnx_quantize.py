@@ -24,7 +24,7 @@ from edgeml_converters.calibration import Dataset
 from edgeml_converters.errors import ConversionError
 
 __all__ = ["CALIBRATION_METHODS", "StaticQuantizer", "WeightRange", "prepare", "quantize_dynamic_int8",
-           "quantize_static_int8", "weight_range_for"]
+           "quantize_static_int8", "target_weight_range", "weight_range_for"]
 
 # How activation ranges are taken from the calibration data: min/max (the default), or a histogram's 99.999th
 # percentile / minimum-KL threshold, which ignore rare outliers (the repair's "better calibration").
@@ -65,6 +65,14 @@ def weight_range_for(machine: Optional[str] = None, flags: Optional[Sequence[str
                                   "saturate", machine)
     return WeightRange(True, f"{machine or 'unknown CPU'}: saturation not ruled out, 7-bit weights to be safe",
                        machine)
+
+
+def target_weight_range(machine: Optional[str]) -> WeightRange:
+    """The weight range for a named target (a device profile's arch), else for this host. A named device's CPU
+    flags are not known here: an x86 device keeps 7-bit weights unless it is this very host."""
+    if machine is None or machine == platform.machine():
+        return weight_range_for()
+    return weight_range_for(machine, [])
 
 
 def _cpu_flags() -> Sequence[str]:

@@ -49,6 +49,8 @@ class ConvertOptions:
         misses it, the repair ladder runs. None: the validation gate is the budget.
     eval_data: labelled evaluation data (.npz with inputs and `y`); None: test.npz next to the model, if any.
     repair: climb the repair ladder when an int8 artifact misses its budget (False: report the miss only).
+    target_machine: the CPU the artifacts are for (`platform.machine()` names: aarch64, armv7l, x86_64), from a
+        device profile; it decides target-dependent settings such as ONNX 7-bit weights. None: this host.
     """
 
     formats: Tuple[str, ...] = ("tflite", "onnx")
@@ -68,6 +70,7 @@ class ConvertOptions:
     max_drop: Optional[float] = None
     eval_data: Any = None
     repair: bool = True
+    target_machine: Optional[str] = None
 
     def __post_init__(self):
         object.__setattr__(self, "formats", check_formats(self.formats))

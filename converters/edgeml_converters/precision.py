@@ -187,10 +187,10 @@ class OnnxRecipe:
 
     def __init__(self, context, fp32: Path, scratch: Path, *, calibration: Optional[Dataset] = None,
                  method: str = "minmax", tag: str = "plain", weights=None):
-        from edgeml_converters.onnx_quantize import StaticQuantizer, prepare, weight_range_for
+        from edgeml_converters.onnx_quantize import StaticQuantizer, prepare, target_weight_range
 
         self.context = context
-        self.weights = weights or weight_range_for()
+        self.weights = weights or target_weight_range(context.options.target_machine)
         folder = scratch / f"onnx-{tag}"
         folder.mkdir(parents=True, exist_ok=True)
         self.prepared = prepare(fp32, folder / "prepared.onnx", progress=context.progress)

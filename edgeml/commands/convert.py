@@ -73,10 +73,13 @@ def _split(values) -> list:
               "inputs (x, or by input name) and labels y. Default: test.npz next to the model.")
 @click.option("--no-repair", "no_repair", is_flag=True, help="Do not repair an int8 artifact that misses its gate "
               "or budget; report it.")
+@click.option("--device", "device", metavar="PROFILE", help="The device the artifacts are for (edgeml devices): "
+              "target-dependent settings follow its CPU (ONNX int8 keeps 8-bit weights on ARM, 7-bit on x86 "
+              "without VNNI). Default: this machine.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 def convert(source, output_dir, formats, quantize, int8, fp16, dynamic, calibration, calibration_samples,
             validate_data, float_io, opset, allow_flex, unsafe, min_cosine, min_agreement, fp32_tolerance,
-            input_range, explain, max_drop, eval_data, no_repair, as_json):
+            input_range, explain, max_drop, eval_data, no_repair, device, as_json):
     """Convert SOURCE (.keras, .h5 or a SavedModel directory) to TFLite and ONNX, and check each
     artifact against the original. Exit 1 when an artifact misses its validation gate (files and
     manifest are kept), 2 on bad input. With --to tflm, a model TensorFlow Lite Micro cannot run
@@ -93,6 +96,7 @@ def convert(source, output_dir, formats, quantize, int8, fp16, dynamic, calibrat
         validate_data=validate_data, float_io=float_io, opset=opset, allow_flex=allow_flex, unsafe=unsafe,
         fp32_tolerance=fp32_tolerance, min_cosine=min_cosine, min_agreement=min_agreement,
         input_range=list(input_range), explain=explain, max_drop=max_drop, eval_data=eval_data, repair=not no_repair,
+        target_machine=_target_machine(device),
     )
     # On a terminal a live status line; piped or logged, one line per step (stderr: --json stays clean).
     with ProgressDisplay(f"converting {Path(source).name}") as display:
@@ -110,6 +114,17 @@ def convert(source, output_dir, formats, quantize, int8, fp16, dynamic, calibrat
     _write_report(source, output_dir, manifest, quiet=as_json)
     if failure is not None:
         raise failure
+
+
+def _target_machine(device):
+    """A Linux device profile's CPU architecture (None: this host). Microcontrollers take --to tflm sources, whose
+    int8 kernels are TFLM's own: no target setting applies."""
+    if device is None:
+        return None
+    from edgeml.device.profiles import get_profile
+
+    profile = get_profile(device)
+    return None if profile.kind == "mcu" else profile.arch
 
 
 def _output_dir(source, output_dir) -> Path:

@@ -11,7 +11,8 @@ import click
 from edgeml.console import stdout_console
 
 # (what, why it matters) for the command-line tools edgeml drives.
-TOOLS = {"ssh": "edgeml deploy", "scp": "edgeml deploy", "tar": "bundles on the device"}
+TOOLS = {"ssh": "edgeml deploy", "ssh-keygen": "edgeml bundle --sign, edgeml deploy --trust",
+         "tar": "bundles on the device"}
 
 
 def check_backends() -> list:

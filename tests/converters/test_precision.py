@@ -192,3 +192,27 @@ def test_without_keras_the_ladder_reaches_mixed_precision_and_says_so(inflated, 
         assert entry["mixed"] and all(item["precision"] for item in entry["mixed"])
         assert repair["kept_higher_precision"] == [item["layer"] for item in entry["mixed"]]
         assert "p50_ms" in repair and "fp32_p50_ms" in repair
+
+
+def test_target_weight_range_follows_the_named_device():
+    from edgeml_converters.onnx_quantize import target_weight_range
+
+    assert target_weight_range("aarch64").reduce_range is False  # ARM kernels accumulate in int32
+    assert target_weight_range("armv7l").to_dict()["weight_bits"] == 8
+    other_x86 = "x86_64" if __import__("platform").machine() != "x86_64" else "i686"
+    assert target_weight_range(other_x86).reduce_range is True  # flags unknown: the safe 7 bits
+    assert target_weight_range(None) == weight_range_for()  # no device: this host
+
+
+def test_convert_for_a_device_records_its_onnx_weight_bits(models, tmp_path):
+    """`edgeml convert --device rpi4`: the ONNX int8 file is made for the Pi's ARM CPU (8-bit weights), whatever
+    this host is, and the manifest says why."""
+    out = tmp_path / "out"
+    result = invoke("convert", models.paths.sequential, "--int8", "--to", "onnx", "--calibration",
+                    models.paths.features, "--device", "rpi4", "-o", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    entry = next(a for a in json.loads(result.stdout)["artifacts"] if a["quantization"] == "int8")
+    assert entry["target"]["weight_bits"] == 8 and entry["target"]["reduce_range"] is False
+    assert entry["target"]["reason"].startswith("ARM")
+    refused = invoke("convert", models.paths.sequential, "--device", "no-such-board", "-o", tmp_path / "x")
+    assert refused.exit_code == 2 and "unknown device 'no-such-board'" in refused.stderr

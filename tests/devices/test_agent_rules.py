@@ -255,3 +255,33 @@ def test_the_sha256_of_a_file_is_its_sha256(tmp_path):
     data = os.urandom(3 << 20)  # more than one 1 MiB block
     path.write_bytes(data)
     assert agent.sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("bad, message", [
+    ([], "the bundle manifest is not a JSON object"),
+    (manifest(files=[]), "the bundle manifest must list 'files' and 'models'"),
+    (manifest(device=[]), "the bundle manifest's 'device' must be an object"),
+    (manifest(files=["install.sh"]), "every entry of the manifest's 'files' must be an object"),
+])
+def test_structural_refusals_word_for_word(bad, message):
+    assert refusal(agent.check_manifest, bad) == message
+
+
+def test_a_member_is_never_written_through_a_link_or_a_file_in_its_way(tmp_path):
+    """Defence in depth below the manifest checks: the writer itself refuses a folder on the way that is a
+    symlink (it would lead out of the release) or a file."""
+    data = b"model bytes"
+    bundle = _tar(tmp_path / "b.tar.gz", [(f"{TOP}/models/m.tflite", data)])
+    entry_ = {"path": "models/m.tflite", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for name, make in (("link", lambda d: (d / "models").symlink_to(outside)),
+                       ("file", lambda d: (d / "models").write_text("in the way"))):
+        destination = tmp_path / name
+        destination.mkdir()
+        make(destination)
+        with tarfile.open(bundle) as tar:
+            member = tar.getmember(f"{TOP}/models/m.tflite")
+            message = refusal(agent._write_checked, tar, member, destination, "models/m.tflite", entry_)
+        assert message == "refusing models/m.tflite: models is not a folder"
+    assert list(outside.iterdir()) == []
