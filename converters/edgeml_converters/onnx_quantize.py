@@ -152,8 +152,9 @@ class StaticQuantizer:
             # com.microsoft domain) run int16 before opset 21.
             extra["TensorQuantOverrides"] = {name: [{"quant_type": QuantType.QInt16}] for name in int16_tensors}
             extra["UseQDQContribOps"] = True
+        label = "" if self.method == "minmax" else f" ({self.method})"  # the default needs no label
         reader = None if self.cache.is_file() else _reader(self.calibration, self.progress,
-                                                             f"calibrating ONNX int8 ({self.method})")
+                                                             f"calibrating ONNX int8{label}")
         try:
             # The histogram calibrators print their progress: keep it off our stdout (--json).
             with _quiet_root_logger(), contextlib.redirect_stdout(io.StringIO()):
