@@ -48,11 +48,14 @@ MODULES: Dict[str, Target] = {
         "tests/runtime/test_feeds.py", "tests/runtime/test_feeds_properties.py",
         "tests/runtime/test_feeds_rules.py")),
     "validation": Target("edgeml_converters/validation.py", ("tests/converters/test_validation_gates.py",)),
-    # The eight-clients and hot-reload-under-load tests (seconds each) would run for every mutant of the handler.
-    # The HTTP limits and request parsing (not the connection cap's overflow thread and idle watchdog).
+        # The HTTP limits and request parsing (not the connection cap's overflow thread and idle watchdog, whose
+    # tests wait for timeouts).
     "http": Target("edgeml_runtime/serve/http.py", (
-        "tests/serving/test_http.py", "tests/serving/test_http_limits.py"),
-        deselect="not eight_concurrent_clients and not hot_reload_while_serving",
+        "tests/serving/test_http.py", "tests/serving/test_http_limits.py", "tests/serving/test_http_requests.py",
+        "tests/security/test_http_hostile_clients.py"),
+        deselect="not eight_concurrent_clients and not hot_reload_while_serving and not slowloris and not "
+                 "past_the_cap and not flood and not never_arrives and not deeply_nested and not token_file and "
+                 "not readme_examples",
         functions=("PredictionHandler._read_body", "PredictionHandler.do_GET", "PredictionHandler.do_POST",
                    "PredictionHandler.do_PUT", "PredictionHandler._fail", "PredictionHandler._send",
                    "PredictionHandler.send_error", "PredictionHTTPServer.authorized", "make_server")),
