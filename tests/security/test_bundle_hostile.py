@@ -23,18 +23,6 @@ from tests.support.cli import edgeml
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def red_team_summary(request):
-    yield
-    support.print_summary(request)
-
-
-@pytest.fixture(scope="module")
-def made(sshd, tmp_path_factory):
-    support.skip_unless_x86_64(pytest)
-    return support.bundles(tmp_path_factory, support.device_python(sshd))
-
-
 @pytest.fixture(scope="module")
 def device(sshd, tmp_path_factory, made):
     """(login, deploy dir with v1 active, sentinel folder outside it, the agent's python, signing keys): shared

@@ -23,23 +23,6 @@ from tests.support.cli import edgeml
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def red_team_summary(request):
-    yield
-    support.print_summary(request)
-
-
-@pytest.fixture(scope="module")
-def made(sshd, tmp_path_factory):
-    support.skip_unless_x86_64(pytest)
-    return support.bundles(tmp_path_factory, support.device_python(sshd))
-
-
-@pytest.fixture(scope="module")
-def login(sshd):
-    return sshd.login()
-
-
 @pytest.fixture(scope="module")
 def v1_state(tmp_path_factory, login, made):
     return support.deployed_v1(tmp_path_factory, login, made)

@@ -16,24 +16,6 @@ from edgeml.device.ssh import Ssh, SshOptions, SshTarget
 from tests.security import device_support as support
 from tests.support.cli import edgeml
 
-
-@pytest.fixture(scope="session", autouse=True)
-def red_team_summary(request):
-    yield
-    support.print_summary(request)
-
-
-@pytest.fixture(scope="module")
-def made(sshd, tmp_path_factory):
-    support.skip_unless_x86_64(pytest)
-    return support.bundles(tmp_path_factory, support.device_python(sshd))
-
-
-@pytest.fixture(scope="module")
-def login(sshd):
-    return sshd.login()
-
-
 INJECTIONS = ("python3; touch {sentinel}", "python3 && touch {sentinel}", "$(touch {sentinel})", "`touch {sentinel}`",
               "python3\ntouch {sentinel}", "python3 | touch {sentinel}")
 

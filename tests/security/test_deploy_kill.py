@@ -28,23 +28,6 @@ pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 STAGES = ("upload", "verify", "install", "smoke", "activate")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def red_team_summary(request):
-    yield
-    support.print_summary(request)
-
-
-@pytest.fixture(scope="module")
-def made(sshd, tmp_path_factory):
-    support.skip_unless_x86_64(pytest)
-    return support.bundles(tmp_path_factory, support.device_python(sshd))
-
-
-@pytest.fixture(scope="module")
-def login(sshd):
-    return sshd.login()
-
-
 @pytest.fixture
 def serving(made, login, tmp_path_factory, tmp_path):
     """(device with v1 active, a function returning the served answer to one sample)."""
