@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.edgeml-installed
 
-.PHONY: demo test system-deps test-system test-runtime-only runtime-venv-test emulated-pi lint mutation bench clean
+.PHONY: demo test onnx2tf-env system-deps test-system test-runtime-only runtime-venv-test emulated-pi lint mutation bench clean
 
 $(STAMP): pyproject.toml setup.py runtime/pyproject.toml converters/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,7 @@ demo: $(STAMP)  ## train on built-in digits, convert, evaluate and benchmark eve
 
 test: $(STAMP)  ## system packages (as root), lint, the whole test suite, then the runtime tests with only numpy + one backend
 	@$(MAKE) --no-print-directory test-system
+	@$(MAKE) --no-print-directory onnx2tf-env
 	$(BIN)/ruff check .
 	@$(BIN)/python -m pytest || { $(BIN)/python -m tests.support.system_deps summary; exit 1; }
 	$(MAKE) test-runtime-only
@@ -45,6 +46,11 @@ system-deps:  ## install the Debian packages the tests talk to: OpenSSH, Mosquit
 
 emulated-pi: $(STAMP)  ## build (or reuse) the emulated Raspberry Pi 4 in ~/.cache/edgeml for tests/emulated
 	$(BIN)/edgeml devices emulate rpi4
+
+# ONNX -> TFLite runs onnx2tf in its own environment (it pins TensorFlow 2.19 and numpy 1.26): about 2.6 GB in
+# ~/.cache/edgeml/tools/onnx2tf, a few minutes the first time, about a second when it is there. No root needed.
+onnx2tf-env: $(STAMP)  ## build (or reuse) the onnx2tf tool environment that tests/converters/test_onnx2tf_route.py needs
+	$(BIN)/edgeml setup onnx2tf
 
 # The runtime's tests (tests/runtime, and tests/serving: Predictor, HTTP and MQTT serving) must pass where
 # only the runtime is installed: numpy, one backend and its `mqtt` extra, as on a device; on this Python

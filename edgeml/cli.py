@@ -20,9 +20,11 @@ COMMANDS = {
     "inspect": ("edgeml.commands.inspect", "inspect", "Show a model's inputs, outputs and quantization."),
     "devices": ("edgeml.commands.devices", "devices", "List device profiles, or build an emulated device."),
     "bundle": ("edgeml.commands.bundle", "bundle", "Build an offline-installable bundle for a device."),
+    "select": ("edgeml.commands.select", "select", "Measure artifacts where they run; record the fastest."),
     "deploy": ("edgeml.commands.deploy", "deploy", "Deploy a bundle over SSH, verify it, activate or roll back."),
     "doctor": ("edgeml.commands.doctor", "doctor", "Check what is installed and what works on this machine."),
     "quickstart": ("edgeml.commands.quickstart", "quickstart", "Train, convert and benchmark on built-in data."),
+    "setup": ("edgeml.commands.setup", "setup", "Build (or reuse) a tool environment, e.g. onnx2tf."),
 }
 
 

@@ -19,8 +19,9 @@ SAVED_MODEL_PLUMBING = frozenset({"Placeholder", "Identity", "IdentityN", "NoOp"
 
 def inspect_model(path: Path, *, unsafe: bool = False) -> dict:
     """Facts about a converted model (.tflite/.onnx/.ort) or a source `edgeml convert` reads (.keras, Keras 2
-    .h5, SavedModel directory). `quantization` is what the weights and activations are stored as, `io_dtype`
-    what the model takes: a QDQ ONNX model is int8 with float32 I/O."""
+    .h5, SavedModel directory, .onnx). `quantization` is what the weights and activations are stored as, `io_dtype`
+    what the model takes: a QDQ ONNX model is int8 with float32 I/O. For .onnx also `onnx` (opsets, producer,
+    external data files) and `dynamic_dims` ({tensor: {axis: symbolic name}})."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(f"model file not found: {path}")
@@ -106,15 +107,39 @@ def _tflite_quantization(path: Path) -> Optional[str]:
 
 
 def _onnx_graph(path: Path) -> dict:
+    """Op counts and parameters; with the converters installed also the opsets, producer, symbolic dimensions and
+    external data files (`onnx`, `dynamic_dims`, `notes`). The runtime has loaded the model already, so its
+    external data was checked to stay inside its folder."""
     if path.suffix.lower() == ".ort":
         return {"ops": None, "parameters": None}  # ORT format has no public reader for its graph
     try:
         import onnx
     except ImportError:
         return {"ops": None, "parameters": None}
-    graph = onnx.load(str(path), load_external_data=False).graph
+    data = path.read_bytes()
+    model = onnx.load_model_from_string(data)  # external data stays unread: only its tensors' shapes are counted
+    graph = model.graph
     parameters = sum(int(np.prod(tensor.dims)) for tensor in graph.initializer)
-    return {"ops": dict(Counter(node.op_type for node in graph.node)), "parameters": parameters}
+    report = {"ops": dict(Counter(node.op_type for node in graph.node)), "parameters": parameters}
+    try:
+        from edgeml_converters.onnx_source import external_files, onnx_facts
+    except ImportError:
+        return report
+    facts = onnx_facts(model, external_files(data))
+    report["onnx"] = {key: facts[key] for key in ("opset", "ir_version", "producer", "external_data")}
+    report["dynamic_dims"] = facts["dynamic_dims"]
+    report["notes"] = _onnx_notes(facts)
+    return report
+
+
+def _onnx_notes(facts: dict) -> list:
+    """What the table leaves out (it shows the symbolic dimensions by name)."""
+    opsets = ", ".join(f"{domain} {version}" for domain, version in facts["opset"].items())
+    notes = [f"opset {opsets}; IR version {facts['ir_version']}"
+             + (f"; produced by {facts['producer']}" if facts["producer"] else "")]
+    if facts["external_data"]:
+        notes.append(f"weights in external data: {', '.join(facts['external_data'])}")
+    return notes
 
 
 def _source_facts(path: Path, unsafe: bool) -> dict:

@@ -5,10 +5,14 @@ TensorFlow, tf2onnx, ONNX Runtime and tflite-micro are imported only when a conv
 
     from edgeml_converters import ConvertOptions, Mode, convert
 
-    manifest = convert("model.keras", "out", ConvertOptions(modes=(Mode.FP32, Mode.INT8), calibration="x.npy"),
+    manifest = convert("vww_96.keras", "out", ConvertOptions(modes=(Mode.FP32, Mode.INT8), calibration="x.npy"),
                        progress=print)  # progress: edgeml_runtime.progress.ProgressEvent
-    convert("model.keras", "out", formats=("tflm",), modes=("fp32", "int8"), calibration="x.npy")  # + TFLM sources
-    export_tflm("out/model.int8.tflite")  # TFLM sources for an existing int8 .tflite (edgeml-converters[tflm])
+    manifest["recommended"]  # the fastest passing artifact, measured on this machine (recommend=False: not measured)
+    convert("vww_96.keras", "out", formats=("tflm",), modes=("fp32", "int8"), calibration="x.npy")  # + TFLM sources
+    export_tflm("out/vww_96.int8.tflite")  # TFLM sources for an existing int8 .tflite (edgeml-converters[tflm])
+
+Files are named after the source model (Ultralytics' convention): `vww_96.keras` (or `vww_96.h5`, `vww_96.onnx`, a
+SavedModel folder `vww_96/`) gives `vww_96.fp32.tflite`, `vww_96.int8.onnx`, ... (`modes.artifact_name`).
 """
 
 from edgeml_converters.errors import (

@@ -178,14 +178,15 @@ def _read_images(folder: Path, inputs: List[TensorInfo], purpose: str, limit: Op
     if not files:
         raise CalibrationError(f"{purpose} folder {folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
     shape = inputs[0].shape
-    if len(inputs) != 1 or len(shape) != 4 or None in shape[1:] or shape[3] not in (1, 3, 4):
+    channels_first = _channels_first(shape)
+    if len(inputs) != 1 or len(shape) != 4 or None in shape[1:] or (shape[3] not in (1, 3, 4) and not channels_first):
         raise CalibrationError(
-            f"a folder of images needs a model with one image input (batch, height, width, 1/3/4 channels); "
-            f"this model takes {[(i.name, i.shape) for i in inputs]}"
+            f"a folder of images needs a model with one image input (batch, height, width, 1/3/4 channels, or "
+            f"batch, channels, height, width as from PyTorch); this model takes {[(i.name, i.shape) for i in inputs]}"
         )
     from PIL import Image
 
-    _, height, width, channels = shape
+    height, width, channels = (shape[2], shape[3], shape[1]) if channels_first else shape[1:]
     chosen = [files[i] for i in evenly(len(files), limit or len(files))]
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
     images = []
@@ -194,7 +195,13 @@ def _read_images(folder: Path, inputs: List[TensorInfo], purpose: str, limit: Op
             resized = image.convert(mode).resize((width, height), Image.BILINEAR)
         # Raw 0..255 pixels: edgeml-trained models rescale inside the model, like at training time.
         images.append(np.asarray(resized, dtype=np.float32).reshape(height, width, channels))
-    return {inputs[0].name: np.stack(images)}
+    stacked = np.stack(images)
+    return {inputs[0].name: np.ascontiguousarray(stacked.transpose(0, 3, 1, 2)) if channels_first else stacked}
+
+
+def _channels_first(shape) -> bool:
+    """(N, C, H, W) with 1/3/4 channels and a last axis that cannot be channels: an NCHW (PyTorch/ONNX) image."""
+    return len(shape) == 4 and shape[1] in (1, 3, 4) and shape[3] not in (1, 3, 4)
 
 
 def _read_csv(path: Path, inputs: List[TensorInfo], purpose: str):

@@ -15,6 +15,7 @@ __all__ = [
     "FlexOpsRequired",
     "GatesFailed",
     "IncompleteConversion",
+    "OnnxConversionError",
     "OutputDirError",
     "UnsafeModelError",
 ]
@@ -33,6 +34,19 @@ class FlexOpsRequired(ConversionError):
 
     def __reduce__(self):  # keep `ops` when the error crosses from the conversion process
         return (type(self), (str(self), self.ops))
+
+
+class OnnxConversionError(ConversionError):
+    """An ONNX graph that the ONNX → TFLite route cannot convert; the message names the operator (`op`, and the
+    node's name in `node`) when the converter (onnx2tf) was on one."""
+
+    def __init__(self, message: str, op: Optional[str] = None, node: Optional[str] = None):
+        super().__init__(message)
+        self.op = op
+        self.node = node
+
+    def __reduce__(self):  # keep `op` and `node` when the error crosses from the conversion process
+        return (type(self), (str(self), self.op, self.node))
 
 
 class IncompleteConversion(ConversionError):

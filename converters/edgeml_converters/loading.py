@@ -1,4 +1,5 @@
-"""Loading the source model (.keras, .h5, SavedModel) into one form the exporters and validation share.
+"""Loading the source model (.keras, .h5, SavedModel; .onnx in `onnx_source`) into one form the exporters and
+validation share.
 
 Every source ends up as a SavedModel with a `serving_default` signature whose input and output keys are
 the model's own input/output names: the TFLite converter and tf2onnx both read that, so Sequential,
@@ -18,14 +19,15 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-from edgeml_runtime import ModelLoadError
+from edgeml_runtime import ModelLoadError, formats
 from edgeml_runtime.errors import first_line as _first_line
 
 from edgeml_converters.errors import UnsafeModelError
 from edgeml_converters.output_dir import make_scratch_dir, remove_scratch_dir
 from edgeml_converters.tensorflow_env import import_tensorflow
 
-__all__ = ["SourceModel", "TensorInfo", "detect_kind", "keras_source", "load_keras_model", "load_source"]
+__all__ = ["SourceModel", "TensorInfo", "detect_kind", "keras_source", "load_keras_model", "load_source",
+           "saved_model_source"]
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 SERVING = "serving_default"
@@ -43,11 +45,11 @@ class SourceModel:
     """The loaded original: its tensors, a SavedModel to convert from, and `predict` for validation."""
 
     path: Path
-    kind: str  # "keras" | "h5" | "saved_model"
+    kind: str  # "keras" | "h5" | "saved_model" | "onnx"
     loader: str  # which library loaded it, e.g. "keras 3.15.1" or "tf_keras 2.21.0"
     inputs: List[TensorInfo]
     outputs: List[TensorInfo]
-    saved_model_dir: Path
+    saved_model_dir: Optional[Path]  # None for an ONNX source (its TFLite route makes one, see onnx2tf_route)
     predict: Callable[[Dict[str, np.ndarray]], Dict[str, np.ndarray]]
     notes: List[str] = field(default_factory=list)
     signature_key: str = SERVING
@@ -58,6 +60,9 @@ class SourceModel:
     # The Keras model itself (Keras sources only): its layer names name the converted ops, and the precision repair
     # equalizes a copy of it.
     keras_model: object = None
+    # ONNX sources only: the checked, shape-inferred fp32 model (weights inline) and `onnx_source.onnx_facts`.
+    onnx_path: Optional[Path] = None
+    onnx_facts: Optional[dict] = None
 
     def cleanup(self) -> None:
         if self.temporary_dir is not None:
@@ -67,7 +72,8 @@ class SourceModel:
 
 
 def detect_kind(path: Path) -> str:
-    """'keras', 'h5' or 'saved_model', from the path and the file's first bytes."""
+    """'keras', 'h5', 'saved_model' or 'onnx', from the path and the file's first bytes (ONNX files have no magic:
+    the suffix says it)."""
     if not path.exists():
         raise ModelLoadError(f"model not found: {path}")
     if path.is_dir():
@@ -82,13 +88,18 @@ def detect_kind(path: Path) -> str:
         return "h5"
     if head[:4] == b"PK\x03\x04":
         return "keras"
+    if path.suffix.lower() == ".onnx":
+        return "onnx"
+    if path.suffix.lower() == ".ort" or formats.format_of_magic(head) == "onnx":
+        raise ModelLoadError(f"{path}: an ONNX Runtime Mobile (.ort) file is a deployment format; convert the .onnx "
+                             "model it was made from")
     if path.suffix.lower() in (".keras", ".h5", ".hdf5"):
         raise ModelLoadError(
             f"{path}: not a valid {path.suffix} file (wrong header); the file is corrupt or truncated, "
             "save the model again"
         )
     raise ModelLoadError(
-        f"{path}: not a model file; edgeml convert reads .keras, .h5 and SavedModel directories"
+        f"{path}: not a model file; edgeml convert reads .keras, .h5, .onnx and SavedModel directories"
     )
 
 
@@ -96,6 +107,10 @@ def load_source(path: Path, *, unsafe: bool = False) -> SourceModel:
     """Load `path`, refusing code that would run on this machine unless `unsafe` (Lambda layers; SavedModel
     graphs that touch files, run Python or reach the network), and export its SavedModel."""
     kind = detect_kind(path)
+    if kind == "onnx":  # no code runs from an ONNX file: nothing for --unsafe to allow
+        from edgeml_converters.onnx_source import load_onnx_source
+
+        return load_onnx_source(path)
     if kind == "saved_model":
         if not unsafe:
             refuse_unsafe_graph(path)
@@ -460,6 +475,12 @@ def _load_saved_model(path: Path) -> SourceModel:
     return SourceModel(
         path, "saved_model", loader, inputs, outputs, path, predict, notes, signature_key=key, keep_alive=loaded
     )
+
+
+def saved_model_source(path: Path) -> SourceModel:
+    """A SavedModel we wrote ourselves (e.g. onnx2tf's from an ONNX source): loaded without the untrusted-graph
+    checks, for its signature's names and shapes."""
+    return _load_saved_model(path)
 
 
 def _pick_signature(path: Path, signatures) -> Tuple[str, List[str]]:

@@ -8,7 +8,9 @@ build: `tflm`, made from the int8 .tflite).
 
 from __future__ import annotations
 
+import re
 from enum import Enum
+from pathlib import Path
 from typing import Iterable, Tuple, Union
 
 from edgeml_runtime import EdgeMLError
@@ -22,6 +24,7 @@ __all__ = [
     "TFLITE_MODES",
     "Mode",
     "artifact_name",
+    "artifact_stem",
     "check_formats",
     "check_modes",
 ]
@@ -59,9 +62,23 @@ MODES_NEEDING_CALIBRATION: Tuple[Mode, ...] = (Mode.INT8, Mode.INT16X8)
 FORMATS: Tuple[str, ...] = (*TARGETS, *SOURCE_TARGETS)
 
 
-def artifact_name(fmt: str, mode: Union[Mode, str]) -> str:
-    """File name of one artifact, e.g. `model.int8.tflite`."""
-    return f"model.{Mode(mode).value}{TARGETS[fmt].suffix}"
+SOURCE_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx")
+FALLBACK_STEM = "model"
+
+
+def artifact_name(fmt: str, mode: Union[Mode, str], stem: str) -> str:
+    """File name of one artifact, named after its source (see `artifact_stem`), e.g. `vww_96.int8.tflite`."""
+    return f"{stem}.{Mode(mode).value}{TARGETS[fmt].suffix}"
+
+
+def artifact_stem(source) -> str:
+    """The source model's name for its artifacts' file names: a file's stem (`vww_96.keras` -> `vww_96`), a SavedModel
+    folder's name. Characters other than letters, digits, '.', '_' and '-' become '_' (the name lands in file names,
+    shell commands and C++ sources); "model" when nothing is left."""
+    path = Path(source)
+    name = path.name[: -len(path.suffix)] if path.suffix.lower() in SOURCE_SUFFIXES else path.name
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip("._-")
+    return stem or FALLBACK_STEM
 
 
 def check_modes(modes: Iterable[Union[Mode, str]]) -> Tuple[Mode, ...]:

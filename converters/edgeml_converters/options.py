@@ -51,6 +51,11 @@ class ConvertOptions:
     repair: climb the repair ladder when an int8 artifact misses its budget (False: report the miss only).
     target_machine: the CPU the artifacts are for (`platform.machine()` names: aarch64, armv7l, x86_64), from a
         device profile; it decides target-dependent settings such as ONNX 7-bit weights. None: this host.
+    keep_layout: ONNX sources only: the TFLite files take the ONNX model's layout (NCHW from PyTorch) instead of
+        TFLite's NHWC (the manifest's `layout` says which each artifact takes).
+    recommend: measure every passing artifact on this machine (each thread count, about a second in all) and name
+        the fastest in the manifest's `recommended` (ties go to the smaller file); `edgeml select` measures again
+        on the device. False: no measurement, no `recommended`.
     """
 
     formats: Tuple[str, ...] = ("tflite", "onnx")
@@ -71,6 +76,8 @@ class ConvertOptions:
     eval_data: Any = None
     repair: bool = True
     target_machine: Optional[str] = None
+    keep_layout: bool = False
+    recommend: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "formats", check_formats(self.formats))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 from edgeml_runtime import ModelLoadError
-from edgeml_runtime.formats import LABELS_FILE, MANIFEST_FILE, TARGETS
+from edgeml_runtime.formats import LABELS_FILE, MANIFEST_FILE, RECOMMENDED_KEY, TARGETS
 from edgeml_runtime.progress import ProgressCallback, report
 
 from edgeml_converters import calibration as data_sets
@@ -17,12 +17,14 @@ from edgeml_converters import precision
 from edgeml_converters.data_plan import DataPlan, plan_data
 from edgeml_converters.errors import CalibrationError, ConversionError, GatesFailed, IncompleteConversion
 from edgeml_converters.manifest import artifact_entry, file_sha256, manifest_dict, write_json
-from edgeml_converters.modes import Mode, artifact_name
+from edgeml_converters.modes import Mode, artifact_name, artifact_stem
 from edgeml_converters.options import ConvertOptions
 from edgeml_converters.output_dir import default_output_dir, publish, remove_staging, start_staging
 from edgeml_converters.validation import check_outputs, run_batches
 
 __all__ = ["GatesFailed", "build_artifacts", "convert"]
+
+RECOMMEND_BUDGET_S = 1.0  # timed rounds over every passing artifact and thread count, loading aside
 
 
 def convert(source, output_dir=None, options: Optional[ConvertOptions] = None, *,
@@ -68,15 +70,44 @@ def convert(source, output_dir=None, options: Optional[ConvertOptions] = None, *
             else:
                 manifest = build_artifacts(**request, progress=progress)
         except IncompleteConversion as incomplete:
+            _recommend(incomplete.manifest, staging, options, progress)
             publish(staging, out)  # what could be made is kept, as with a failed gate
             incomplete.output_dir = out
             raise
+        _recommend(manifest, staging, options, progress)
         publish(staging, out)
     finally:
         remove_staging(staging)
     report(progress, "write", f"wrote {len(manifest['artifacts'])} artifact(s) and {MANIFEST_FILE} to {out}")
     _raise_for_failed_gates(manifest, out)
     return manifest
+
+
+def _recommend(manifest: dict, staging: Path, options: ConvertOptions, progress: ProgressCallback) -> None:
+    """Measure every passing artifact in `staging` on this machine and write the fastest into its manifest (`null`
+    when none passed). Runs here, in the parent: the child's TensorFlow would share the cores being measured."""
+    if not options.recommend:
+        return
+    from edgeml_runtime import recommend
+
+    found = recommend.candidates(staging, manifest) if manifest["artifacts"] else []
+    chosen = None
+    if found:
+        rows = recommend.measure(found, budget_s=RECOMMEND_BUDGET_S, progress=progress)
+        chosen = recommend.recommendation(rows, recommend.machine_facts())
+    manifest[RECOMMENDED_KEY] = chosen
+    write_json(staging / MANIFEST_FILE, manifest)
+    report(progress, "bench", _recommendation_note(chosen, found), level="note")
+
+
+def _recommendation_note(chosen: Optional[dict], found: list) -> str:
+    if chosen is not None:
+        threads = f"{chosen['threads']} thread{'' if chosen['threads'] == 1 else 's'}"
+        return (f"recommended: {chosen['path']}, {threads}, p50 {chosen['p50_ms']:.3g} ms on this machine (fastest "
+                "passing; ties go to the smaller file); `edgeml select` measures again on the device")
+    if not found:
+        return "no recommended artifact: none passed validation"
+    return "no recommended artifact: no passing artifact could be run on this machine to measure it"
 
 
 def _calibration_choice(options: ConvertOptions, source_path: Path):
@@ -166,19 +197,11 @@ def build_artifacts(*, source_path: Path, staging: Path, options: ConvertOptions
         reference = run_batches(source.predict, source.inputs[0].shape[0], validation_set)
         context = _Context(source, staging, validation_set, reference, options, plan.calibration, progress,
                            synthetic=plan.synthetic_validation, plan=plan)
-        artifacts, tflm_error = [], None
         try:
-            if "tflite" in options.formats:
-                artifacts += _tflite_artifacts(context)
-            if "tflm" in options.formats:
-                try:
-                    artifacts.append(_tflm_artifact(context, artifacts))
-                except ConversionError as error:  # the model is fine for LiteRT/ONNX, not for TFLM: make the rest
-                    tflm_error = error
-                    context.report("tflm", "no TensorFlow Lite Micro sources for this model (the reason follows); "
-                                           "making the other artifacts", level="warning")
-            if "onnx" in options.formats or "ort" in options.formats:
-                artifacts += _onnx_artifacts(context)
+            if source.kind == "onnx":
+                artifacts, tflm_error = _from_onnx_source(context)
+            else:
+                artifacts, tflm_error = _from_tensorflow_source(context)
         finally:
             context.close()
         manifest = manifest_dict(source, artifacts, plan.manifest_entry(), _copy_labels(source_path, staging))
@@ -188,6 +211,99 @@ def build_artifacts(*, source_path: Path, staging: Path, options: ConvertOptions
         return manifest
     finally:
         source.cleanup()
+
+
+def _from_tensorflow_source(context: _Context) -> Tuple[List[dict], Optional[ConversionError]]:
+    """(artifacts, why the TFLM sources could not be made or None) of a Keras/SavedModel source."""
+    options = context.options
+    artifacts, tflm_error = [], None
+    if "tflite" in options.formats:
+        artifacts += _tflite_artifacts(context)
+    if "tflm" in options.formats:
+        try:
+            artifacts.append(_tflm_artifact(context, artifacts))
+        except ConversionError as error:  # the model is fine for LiteRT/ONNX, not for TFLM: make the rest
+            tflm_error = error
+            context.report("tflm", "no TensorFlow Lite Micro sources for this model (the reason follows); "
+                                   "making the other artifacts", level="warning")
+    if "onnx" in options.formats or "ort" in options.formats:
+        artifacts += _onnx_artifacts(context)
+    return artifacts, tflm_error
+
+
+def _from_onnx_source(context: _Context) -> Tuple[List[dict], Optional[ConversionError]]:
+    """(artifacts, why a requested TFLite/TFLM output could not be made or None) of an ONNX source. The ONNX
+    artifacts come first: the TFLite route (onnx2tf, its own environment) may stop at an operator, and then what
+    was made is still written (IncompleteConversion, as for TFLM)."""
+    options, source = context.options, context.source
+    artifacts: List[dict] = []
+    if "onnx" in options.formats or "ort" in options.formats:
+        artifacts += _onnx_artifacts(context)
+    if "tflite" not in options.formats:
+        return artifacts, None
+    quantized = source.onnx_facts["quantized"]
+    if quantized:
+        if not artifacts:
+            raise ConversionError(f"{source.path.name} is already quantized ({quantized}): TFLite files are made from "
+                                  "float models; convert the float model, or pass --to onnx to copy this one as is")
+        context.report("export", f"no TFLite files: {source.path.name} is already quantized ({quantized}); convert "
+                                 "its float model to get TFLite files", level="warning")
+        return artifacts, None
+    try:
+        made, error = _tflite_from_onnx(context)
+    except ConversionError as failure:  # no tool environment, or an operator onnx2tf cannot convert
+        context.report("export", "no TFLite files for this model (the reason follows); the ONNX artifacts are "
+                                 "written", level="warning")
+        return artifacts, failure
+    return artifacts + made, error
+
+
+def _tflite_from_onnx(context: _Context) -> Tuple[List[dict], Optional[ConversionError]]:
+    """TFLite artifacts (and TFLM sources) of an ONNX source: onnx2tf writes a SavedModel, our exporter converts it
+    like a Keras model's, with the same data and reference seen in the SavedModel's layout (onnx_layout)."""
+    from edgeml_converters import onnx2tf_route
+    from edgeml_converters.loading import saved_model_source
+    from edgeml_converters.onnx_layout import make_view
+
+    problem = onnx2tf_route.tool_env_problem()
+    if problem:
+        raise ConversionError(problem)
+    options, source = context.options, context.source
+    entries: List[dict] = []
+    tflm_error = None
+    with tempfile.TemporaryDirectory(prefix="edgeml-onnx2tf-") as work:
+        converted = onnx2tf_route.onnx_to_saved_model(source.onnx_path, Path(work), keep_layout=options.keep_layout,
+                                                      progress=context.progress)
+        saved = saved_model_source(converted.saved_model_dir)  # its signature: the names and shapes TFLite gets
+        view = make_view(source, saved.inputs, saved.outputs, converted.input_perms, converted.output_perms,
+                         converted.signature_inputs, converted.signature_outputs)
+        plan = view.plan(context.plan)
+        seen = _Context(view.source(source, converted.saved_model_dir, converted.signature_key, keep_alive=saved),
+                        context.staging, plan.validation, view.results(context.reference), options, plan.calibration,
+                        context.progress, synthetic=context.synthetic, plan=plan)
+        try:
+            entries = _tflite_artifacts(seen)
+            if "tflm" in options.formats:
+                try:
+                    entries.append(_tflm_artifact(seen, entries))
+                except ConversionError as error:
+                    tflm_error = error
+                    context.report("tflm", "no TensorFlow Lite Micro sources for this model (the reason follows); "
+                                           "making the other artifacts", level="warning")
+        finally:
+            seen.close()
+            saved.cleanup()
+    layouts = view.layouts()
+    route = {"onnx2tf": converted.tool_versions.get("onnx2tf"), "tensorflow": converted.tool_versions.get("tensorflow")}
+    for entry in entries:
+        entry["converted_with"] = route  # the ONNX -> SavedModel step (its own environment)
+        if layouts:
+            entry["layout"] = layouts
+    transposed = view.transposed_inputs()
+    if transposed and entries:
+        context.report("export", f"the TFLite files take {transposed}: TFLite kernels want channels last; feed them "
+                                 "so (the manifest's `layout` says it), or convert with --keep-layout", level="note")
+    return entries, tflm_error
 
 
 class _Context:
@@ -251,7 +367,7 @@ def _tflite_artifacts(context: _Context) -> List[dict]:
     options = context.options
     entries = []
     for mode in options.modes:
-        path = context.staging / artifact_name("tflite", mode)
+        path = context.staging / _file_name(context, "tflite", mode)
         context.report("export", f"converting to TFLite {mode}")
         if mode is Mode.INT8 and not options.allow_flex:  # calibrated once: --explain and repairs reuse it
             outcome = precision.tflite_int8(context, path)
@@ -317,19 +433,23 @@ def _onnx_artifacts(context: _Context) -> List[dict]:
     options, formats = context.options, context.options.formats
     entries = []
     with tempfile.TemporaryDirectory(prefix="edgeml-onnx-") as scratch:
-        base = Path(scratch) / artifact_name("onnx", Mode.FP32)
-        context.report("export", "converting to ONNX (tf2onnx)")
-        used_opset = onnx_export.export_onnx(context.source.saved_model_dir, context.source.signature_key, base,
-                                             opset=options.opset, frozen_graph=context.source.frozen_graph)
-        for mode in options.modes:
+        base = Path(scratch) / _file_name(context, "onnx", Mode.FP32)
+        modes, source_extra = options.modes, {}
+        if context.source.kind == "onnx":  # the checked source is the fp32 base
+            used_opset, modes, source_extra = _onnx_source_base(context, base)
+        else:
+            context.report("export", "converting to ONNX (tf2onnx)")
+            used_opset = onnx_export.export_onnx(context.source.saved_model_dir, context.source.signature_key, base,
+                                                 opset=options.opset, frozen_graph=context.source.frozen_graph)
+        for mode in modes:
             if not mode.in_onnx:
                 context.report("export", f"{mode} is TFLite-only (ONNX Runtime has no int16-activation kernels); "
                                "no ONNX file for it", level="note")
                 continue
-            onnx_path = (context.staging if "onnx" in formats else Path(scratch)) / artifact_name("onnx", mode)
+            onnx_path = (context.staging if "onnx" in formats else Path(scratch)) / _file_name(context, "onnx", mode)
             context.report("quantize", f"making ONNX {mode}")
             outcome = None
-            if mode is Mode.FP32:
+            if mode is Mode.FP32 or source_extra.get("source_quantized"):  # a quantized source: copied as it is
                 shutil.copyfile(base, onnx_path)
             elif mode is Mode.FP16:
                 onnx_export.to_fp16(base, onnx_path)
@@ -339,15 +459,55 @@ def _onnx_artifacts(context: _Context) -> List[dict]:
                 outcome = precision.onnx_int8(context, base, onnx_path, Path(scratch))
             else:
                 onnx_quantize.quantize_static_int8(base, onnx_path, context.calibration_set, progress=context.progress)
-            extra = {"opset": used_opset, **(outcome.extra if outcome else {})}
+            extra = {"opset": used_opset, **source_extra, **(outcome.extra if outcome else {})}
             if "onnx" in formats:
                 entries.append(precision.apply_outcome(context.entry(onnx_path, "onnx", mode, extra), outcome))
             if "ort" in formats:
-                ort_path = context.staging / artifact_name("ort", mode)
+                ort_path = context.staging / _file_name(context, "ort", mode)
                 context.report("export", f"making {ort_path.name} (ONNX Runtime Mobile)")
                 onnx_export.to_ort(onnx_path, ort_path)
                 entries.append(precision.apply_outcome(context.entry(ort_path, "ort", mode, extra), outcome))
     return entries
+
+
+def _onnx_source_base(context: _Context, base: Path):
+    """(opset, modes to make, extra manifest fields) with the ONNX source's checked fp32 model written to `base`.
+    An already quantized source is not quantized again: its one artifact is the source itself, under its mode."""
+    from edgeml_converters.onnx_layout import layout_entry
+
+    source, options = context.source, context.options
+    shutil.copyfile(source.onnx_path, base)
+    facts = source.onnx_facts
+    opset = facts["opset"].get("ai.onnx")
+    if options.opset is not None and options.opset != opset:
+        context.report("export", f"--opset {options.opset} is ignored: the ONNX source keeps its opset {opset}",
+                       level="note")
+    layout = layout_entry(source.inputs)
+    extra = {"layout": layout} if layout else {}
+    quantized = facts["quantized"]
+    if not quantized:
+        return _opset_for_quantization(context, base, opset), options.modes, extra
+    context.report("quantize", f"{source.path.name} is already quantized ({quantized}): copied as the {quantized} "
+                               "artifact, not quantized again; no other modes are made from it", level="warning")
+    return opset, (Mode(quantized),), {**extra, "source_quantized": quantized}
+
+
+def _opset_for_quantization(context: _Context, base: Path, opset: Optional[int]) -> Optional[int]:
+    """The opset of the artifacts: an old-opset source is moved up to the one static int8 (per-channel QDQ) needs,
+    when int8 is asked for."""
+    from edgeml_converters.onnx_source import MIN_QUANTIZE_OPSET, upgrade_opset
+
+    if opset is None or opset >= MIN_QUANTIZE_OPSET or Mode.INT8 not in context.options.modes:
+        return opset
+    context.report("quantize", f"the ONNX source has opset {opset}; moved to opset {MIN_QUANTIZE_OPSET} for its "
+                               "artifacts (int8 quantization needs it)", level="note")
+    upgrade_opset(base, MIN_QUANTIZE_OPSET)
+    return MIN_QUANTIZE_OPSET
+
+
+def _file_name(context: _Context, fmt: str, mode: Mode) -> str:
+    """Artifacts are named after their source: `vww_96.keras` -> `vww_96.int8.tflite`."""
+    return artifact_name(fmt, mode, artifact_stem(context.source.path))
 
 
 def _model_folder(source_path: Path) -> Path:

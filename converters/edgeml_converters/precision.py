@@ -28,12 +28,11 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
-from edgeml_runtime.formats import TARGETS
 
 from edgeml_converters.calibration import Dataset
 from edgeml_converters.errors import ConversionError
 from edgeml_converters.explain import Explainer, LayerNames, Trial, onnx_graph, quantization_noise, tflite_graph
-from edgeml_converters.modes import Mode
+from edgeml_converters.modes import Mode, artifact_name, artifact_stem
 from edgeml_converters.validation import check_outputs, compare_outputs, run_artifact, run_batches, validate
 
 __all__ = ["Outcome", "apply_outcome", "onnx_int8", "tflite_int8"]
@@ -211,7 +210,7 @@ def tflite_int8(context, path: Path) -> Outcome:
     """Write the TFLite int8 artifact at `path` (plain, or repaired) and say what was done."""
     recipe = TfliteRecipe(context)
     recipe.build((), path)
-    fp32 = context.staging / f"model.{Mode.FP32}{TARGETS['tflite'].suffix}"
+    fp32 = context.staging / artifact_name("tflite", Mode.FP32, artifact_stem(context.source.path))
     return _finish(context, recipe, path, fp32 if fp32.is_file() else None, target=None)
 
 

@@ -50,8 +50,10 @@ def parse_percent(_ctx, _param, value: Optional[str]) -> Optional[float]:
 @click.option("--json", "as_json", is_flag=True, help="Print the list of edgeml.bench/1 results on stdout.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False),
               help="Also write a self-contained HTML report (table, latency plots) to this file.")
+@click.option("--per-op", "per_op", is_flag=True,
+              help="Also time each operator (ONNX Runtime's profiler; .tflite models get a note: LiteRT has none).")
 def bench(models, threads, runs, warmup, min_seconds, backends, input_file, baseline, max_regression, as_json,
-          html_file):
+          html_file, per_op):
     """Benchmark MODELS (files, manifest.json or conversion directories) side by side."""
     from edgeml_runtime import benchmark
     from edgeml_runtime.memory import reset_peak_rss
@@ -79,15 +81,20 @@ def bench(models, threads, runs, warmup, min_seconds, backends, input_file, base
             result = benchmark(path, backend=backend, threads=thread_count, runs=runs, warmup=warmup,
                                min_seconds=min_seconds, inputs=input_file).to_dict()
             _describe_quantization(result, path)
+            if per_op:
+                add_per_op(result, inputs=input_file, warmup=warmup)
             results.append(result)
             report(display, "bench", f"{path.name} {result['backend']} threads={result['threads']}: "
                                      f"p50 {format_ms(result['latency_ms']['p50'])}")
     peak_resets = reset_peak_rss()
+    mark_recommended(results, models)
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:
         stdout_console().print(results_table(results))
         stdout_console().print(peak_memory_note(peak_resets), markup=False, highlight=False, style="dim")
+        if per_op:
+            print_per_op(results)
     if html_file:
         path = _write_html(html_file, results, models)
         if not as_json:
@@ -99,6 +106,24 @@ def bench(models, threads, runs, warmup, min_seconds, backends, input_file, base
                        f"{format_ms(row.p50_ms)} ({row.change:+.1%}) {'REGRESSION' if row.regressed else 'ok'}",
                        err=True)
         check_regressions(rows, max_regression)
+
+
+def add_per_op(result: dict, **options) -> None:
+    """`per_op` (and its summary, or a note for .tflite) on a result: edgeml_runtime.profiling."""
+    from edgeml_runtime.profiling import add_per_op as profile
+
+    profile(result, **options)
+
+
+def print_per_op(results: List[dict]) -> None:
+    """Each result's slowest operators and how their sum compares with its p50, as plain lines."""
+    from edgeml_runtime.profiling import format_per_op
+
+    for result in results:
+        stdout_console().print(f"\n{Path(result['model']).name} ({result['backend']}, threads={result['threads']})",
+                               markup=False, highlight=False)
+        for line in format_per_op(result):
+            stdout_console().print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def peak_memory_note(resets: bool) -> str:
@@ -161,6 +186,26 @@ def _manifest_entries(arguments) -> Tuple[Dict[str, dict], Optional[bool]]:
     return entries, scores
 
 
+def mark_recommended(results: List[dict], arguments) -> None:
+    """`"recommended": true` on the rows of a manifest's measured recommendation (`edgeml select`), false on its
+    other artifacts' rows; rows of manifests without one, and of model files, get no such key."""
+    from edgeml_runtime.documents import read_conversion_manifest
+
+    recommended, listed = set(), set()
+    for argument in arguments:
+        path = Path(argument)
+        if not (path.is_dir() or path.suffix == ".json"):
+            continue
+        manifest = read_conversion_manifest(path)
+        if manifest.recommended_path is not None:
+            recommended.add(manifest.recommended_path.resolve())
+            listed.update(artifact.file.resolve() for artifact in manifest.artifacts)
+    for result in results:
+        model = Path(result["model"]).resolve()
+        if model in listed:
+            result["recommended"] = model in recommended
+
+
 def backends_to_run(path: Path, requested: Optional[str]) -> List[Optional[str]]:
     """The requested backends that can run this file; [None] (the default backend) when none is asked for."""
     from edgeml_runtime.formats import backends_for, format_of_path
@@ -193,7 +238,8 @@ def results_table(results: List[dict]):
         if latency["p50"] == fastest and len(results) > 1:
             p50 = f"[bold green]{p50}[/]"
         table.add_row(
-            Path(result["model"]).name, result["format"], quantization_label(result),
+            Path(result["model"]).name + (" ★ recommended" if result.get("recommended") else ""),
+            result["format"], quantization_label(result),
             f"{result['backend']} {result['backend_version']}", str(result["threads"]),
             format_size(result["model_bytes"]), f"{result['init_ms']:.1f}", f"{result['first_ms']:.2f}",
             p50, f"{latency['p90']:.3f}", f"{latency['p99']:.3f}", f"{result['throughput_ips']:.0f}",

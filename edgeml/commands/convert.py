@@ -1,4 +1,4 @@
-"""`edgeml convert`: Keras/TF model -> TFLite and ONNX artifacts (and TFLM sources), checked against the
+"""`edgeml convert`: Keras/TF or ONNX model -> TFLite and ONNX artifacts (and TFLM sources), checked against the
 original."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 from edgeml_runtime import EdgeMLError
-from edgeml_runtime.formats import SOURCE_TARGETS, TARGETS
+from edgeml_runtime.formats import RECOMMENDED_KEY, SOURCE_TARGETS, TARGETS
 
-from edgeml.console import ProgressDisplay, format_size, stdout_console
+from edgeml.console import ProgressDisplay, format_ms, format_size, stdout_console
 
 try:  # the modes' vocabulary belongs to the converters (`pip install 'edgeml[converters]'`)
     from edgeml_converters.modes import Mode
@@ -20,6 +20,8 @@ except ModuleNotFoundError as missing:
     Mode = None
 
 INSTALL_HINT = "pip install 'edgeml[converters]'"
+RECOMMENDED_MARK = "★"
+NUMBER_COLUMNS = ("size", "vs fp32", "arena", "top-1", "cosine", "max diff")
 MODE_NAMES = ", ".join(mode.value for mode in Mode) if Mode else f"(needs {INSTALL_HINT})"
 
 
@@ -76,11 +78,17 @@ def _split(values) -> list:
 @click.option("--device", "device", metavar="PROFILE", help="The device the artifacts are for (edgeml devices): "
               "target-dependent settings follow its CPU (ONNX int8 keeps 8-bit weights on ARM, 7-bit on x86 "
               "without VNNI). Default: this machine.")
+@click.option("--no-recommend", "no_recommend", is_flag=True, help="Skip the speed measurement: by default every "
+              "passing artifact is timed on this machine at each thread count (about a second) and the fastest is "
+              "named in the manifest as `recommended` (ties go to the smaller file; `edgeml select` measures again "
+              "on the device).")
+@click.option("--keep-layout", "keep_layout", is_flag=True, help="ONNX sources: the TFLite files take the ONNX "
+              "model's layout (NCHW from PyTorch) instead of TFLite's NHWC; the manifest's `layout` says which.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON on stdout.")
 def convert(source, output_dir, formats, quantize, int8, fp16, dynamic, calibration, calibration_samples,
             validate_data, float_io, opset, allow_flex, unsafe, min_cosine, min_agreement, fp32_tolerance,
-            input_range, explain, max_drop, eval_data, no_repair, device, as_json):
-    """Convert SOURCE (.keras, .h5 or a SavedModel directory) to TFLite and ONNX, and check each
+            input_range, explain, max_drop, eval_data, no_repair, device, no_recommend, keep_layout, as_json):
+    """Convert SOURCE (.keras, .h5, a SavedModel directory or .onnx) to TFLite and ONNX, and check each
     artifact against the original. Exit 1 when an artifact misses its validation gate (files and
     manifest are kept), 2 on bad input. With --to tflm, a model TensorFlow Lite Micro cannot run
     (an operator it lacks) exits 2 naming it, after writing the other artifacts."""
@@ -96,7 +104,7 @@ def convert(source, output_dir, formats, quantize, int8, fp16, dynamic, calibrat
         validate_data=validate_data, float_io=float_io, opset=opset, allow_flex=allow_flex, unsafe=unsafe,
         fp32_tolerance=fp32_tolerance, min_cosine=min_cosine, min_agreement=min_agreement,
         input_range=list(input_range), explain=explain, max_drop=max_drop, eval_data=eval_data, repair=not no_repair,
-        target_machine=_target_machine(device),
+        target_machine=_target_machine(device), recommend=not no_recommend, keep_layout=keep_layout,
     )
     # On a terminal a live status line; piped or logged, one line per step (stderr: --json stays clean).
     with ProgressDisplay(f"converting {Path(source).name}") as display:
@@ -109,6 +117,8 @@ def convert(source, output_dir, formats, quantize, int8, fp16, dynamic, calibrat
         click.echo(json.dumps(manifest, indent=2))
     else:
         stdout_console().print(summary_table(manifest, scores=_outputs_are_scores(source, output_dir, manifest)))
+        if RECOMMENDED_KEY in manifest:
+            stdout_console().print(recommendation_line(manifest), markup=False, highlight=False, soft_wrap=True)
         for table in explain_tables(manifest):  # --explain: which layers cost each int8 artifact its accuracy
             stdout_console().print(table)
     _write_report(source, output_dir, manifest, quiet=as_json)
@@ -160,11 +170,12 @@ def summary_table(manifest: dict, *, scores: bool = True):
         for entry in manifest["artifacts"] if entry["quantization"] == Mode.FP32
     }
     arenas = any("arena_bytes" in entry for entry in manifest["artifacts"])
+    recommended = _recommended_path(manifest)
     table = Table(title=f"edgeml convert: {manifest['source']['path']}")
-    columns = ("file", "format", "mode", "size", "vs fp32", *(("arena",) if arenas else ()),
-               *(("top-1",) if scores else ()), "cosine", "max diff", "check")
+    columns = (*((RECOMMENDED_MARK,) if recommended else ()), "file", "format", "mode", "size", "vs fp32",
+               *(("arena",) if arenas else ()), *(("top-1",) if scores else ()), "cosine", "max diff", "check")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("file", "format", "mode", "check") else "right")
+        table.add_column(column, justify="right" if column in NUMBER_COLUMNS else "left")
     for entry in manifest["artifacts"]:
         check = entry["validation"]
         baseline = fp32_bytes.get(entry.get("model", entry["path"]).rsplit(".", 1)[-1])
@@ -182,13 +193,35 @@ def summary_table(manifest: dict, *, scores: bool = True):
             verdict += f", {quanta} {'quantum' if quanta == 1 else 'quanta'} vs LiteRT"
         verdict += _precision_notes(entry)
         mode = entry["quantization"] + (" (mixed)" if entry.get("mixed") else "")
+        mark = [RECOMMENDED_MARK if entry["path"] == recommended else ""] if recommended else []
         table.add_row(
-            entry["path"], entry["format"], mode, format_size(size),
+            *mark, entry["path"], entry["format"], mode, format_size(size),
             f"{size / baseline:.2f}x" if baseline else "-", *arena,
             *([_agreement(agreement, check.get("decisive_top1_agreement"))] if scores else []),
             "-" if cosine is None else f"{cosine:.5f}", "-" if diff is None else f"{diff:.3g}", verdict,
         )
     return table
+
+
+def recommendation_line(manifest: dict) -> str:
+    """What the manifest recommends and why, under the table: 'recommended: vww_96.int8.tflite, 2 threads, p50
+    0.42 ms on this machine (...)'; or why there is none."""
+    chosen = manifest.get(RECOMMENDED_KEY)
+    if not chosen:
+        return "recommended: none (no artifact passed validation, or none could be run here to measure it)"
+    measured_on = chosen.get("measured_on") or {}
+    where = measured_on.get("kind") or "this machine"
+    if measured_on.get("hostname"):
+        where += f" ({measured_on['hostname']})"
+    threads = chosen.get("threads")
+    return (f"{RECOMMENDED_MARK} recommended: {chosen['path']}, {threads} thread{'' if threads == 1 else 's'}, "
+            f"p50 {format_ms(chosen['p50_ms'])} measured on {where}; the fastest passing artifact, ties go to the "
+            "smaller file. `edgeml select` measures again on the device")
+
+
+def _recommended_path(manifest: dict):
+    chosen = manifest.get(RECOMMENDED_KEY)
+    return chosen.get("path") if isinstance(chosen, dict) else None
 
 
 def _precision_notes(entry: dict) -> str:

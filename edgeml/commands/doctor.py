@@ -54,6 +54,21 @@ def check_fleet() -> list:
     return [{"check": "fleet (ansible-playbook)", "ok": ok, "detail": detail}]
 
 
+def check_tool_envs() -> list:
+    """The tool environments `edgeml setup` builds (only some conversions need them)."""
+    try:
+        from edgeml_converters import onnx2tf_env
+    except ImportError:  # no converters: check_converters says so
+        return []
+    state = onnx2tf_env.status()
+    if state["ready"]:
+        versions = state["versions"] or {}
+        detail = f"{state['path']} (onnx2tf {versions.get('onnx2tf')}, tensorflow {versions.get('tensorflow')})"
+    else:
+        detail = "not set up (only ONNX → TFLite needs it): edgeml setup onnx2tf"
+    return [{"check": "tool env onnx2tf", "ok": state["ready"], "detail": detail}]
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 def doctor(as_json: bool):
@@ -62,7 +77,7 @@ def doctor(as_json: bool):
 
     from edgeml.versions import installed_versions
 
-    checks = check_backends() + check_converters() + check_fleet() + check_tools()
+    checks = check_backends() + check_converters() + check_tool_envs() + check_fleet() + check_tools()
     report = {"versions": installed_versions(), "machine": machine_info(), "python": sys.version.split()[0],
               "checks": checks}
     if as_json:

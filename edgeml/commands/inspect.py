@@ -23,7 +23,7 @@ from edgeml.console import stdout_console
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def inspect(model: Path, device, profile_dirs, check: bool, unsafe: bool, as_json: bool):
     """Show what MODEL (.tflite, .onnx, .ort, .keras, Keras 2 .h5 or a SavedModel directory) takes and gives,
-    and what it is made of."""
+    and what it is made of; for .onnx also its opsets, symbolic dimensions and external data files."""
     from edgeml.inspection import device_fit, inspect_model
 
     if check and not device:
@@ -110,10 +110,13 @@ def tensor_table(report: dict):
     table = Table()
     for column in ("", "name", "shape", "dtype", "quantization (scale, zero point)"):
         table.add_column(column)
+    symbolic = report.get("dynamic_dims") or {}  # ONNX: the names of symbolic dimensions ("N", "batch")
     for kind in ("inputs", "outputs"):
         for spec in report[kind]:
             quantization = spec.get("quantization")
             q = f"{quantization['scale']:.6g}, {quantization['zero_point']}" if quantization else "-"
-            shape = "(" + ", ".join("None" if d is None else str(d) for d in spec["shape"]) + ")"
+            names = symbolic.get(spec["name"], {})
+            shape = "(" + ", ".join(names.get(str(axis), "None") if d is None else str(d)
+                                    for axis, d in enumerate(spec["shape"])) + ")"
             table.add_row(kind[:-1], spec["name"], shape, spec["dtype"], q)
     return table

@@ -7,6 +7,7 @@ import json
 import click
 
 from edgeml.commands._trainer_options import quiet_tensorflow
+from edgeml.commands.convert import RECOMMENDED_MARK
 from edgeml.console import ProgressDisplay, format_ms, format_size, stdout_console
 
 
@@ -35,6 +36,20 @@ def quickstart(outdir, epochs, seed, as_json):
         raise CheckFailed(result.gates_failed)
 
 
+def _recommendation_line(recommended) -> str:
+    """Which file to ship and why: what `edgeml convert` measured (every passing artifact at each thread count, in
+    interleaved rounds), which is not the single-configuration p50 of the table."""
+    if not recommended:
+        return "no recommended artifact: none passed validation"
+    from edgeml_runtime.recommend import TIE_TOLERANCE
+
+    threads = recommended["threads"]
+    return (f"{RECOMMENDED_MARK} recommended: {recommended['path']}, {threads} thread{'' if threads == 1 else 's'}, "
+            f"p50 {format_ms(recommended['p50_ms'])}: the fastest passing file when edgeml convert timed each one at "
+            f"every thread count on {recommended['measured_on']} (within {TIE_TOLERANCE:.0%} of the fastest, the "
+            "smaller file wins)")
+
+
 def _print_table(console, result) -> None:
     from rich.table import Table
 
@@ -49,11 +64,13 @@ def _print_table(console, result) -> None:
     for row in result.rows:
         ratio = "" if row.get("size_vs_fp32") is None else f"{row['size_vs_fp32']:.2f}"
         delta = f"{100 * row['delta_accuracy']:+.2f} pt" + ("" if row["validation_passed"] else " [red]gate![/]")
-        table.add_row(row["format"], row["quantization"], format_size(row["bytes"]), ratio,
+        mode = row["quantization"] + (f" {RECOMMENDED_MARK}" if row.get("recommended") else "")
+        table.add_row(row["format"], mode, format_size(row["bytes"]), ratio,
                       f"{row['accuracy']:.2%}", delta, format_ms(row["p50_ms"]))
     console.print(table)
     backends = sorted({f"{row['format']}: {row['backend']}" for row in result.rows})
     console.print(f"p50 = median single-sample latency ({', '.join(backends)}, keras: tensorflow)")
+    console.print(_recommendation_line(result.recommended), highlight=False, soft_wrap=True)
     console.print(f"outputs in {result.outdir}/ (model/, converted/, quickstart.json)")
     console.print(f"report: {result.outdir / 'report.html'} (open it in a browser: table, trade-off plot, latency, "
                   "training curves, confusion matrix)", highlight=False, soft_wrap=True)

@@ -42,10 +42,13 @@ class QuickstartResult:
     rows: list = field(default_factory=list)
     gates_failed: Optional[str] = None
     seconds: dict = field(default_factory=dict)
+    # The conversion's recommendation (path relative to outdir, threads, p50_ms, reason, measured_on); None if none.
+    recommended: Optional[dict] = None
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "outdir": str(self.outdir), "keras": self.keras, "artifacts": self.rows,
-                "gates_failed": self.gates_failed, "seconds": self.seconds, "report": REPORT_FILE}
+                "gates_failed": self.gates_failed, "seconds": self.seconds, "recommended": self.recommended,
+                "report": REPORT_FILE}
 
 
 def quickstart(outdir, config: Optional[QuickstartConfig] = None, *,
@@ -80,10 +83,12 @@ def quickstart(outdir, config: Optional[QuickstartConfig] = None, *,
             for entry in manifest["artifacts"]]
     seconds["evaluate_and_bench"] = _since(started)
     fp32_bytes = {row["format"]: row["bytes"] for row in rows if row["quantization"] == "fp32"}
+    recommended = _recommended(manifest)
     for row in rows:
         fp32 = fp32_bytes.get(row["format"])
         row["size_vs_fp32"] = round(row["bytes"] / fp32, 4) if fp32 else None
-    result = QuickstartResult(outdir, keras_row, rows, gates_failed, seconds)
+        row["recommended"] = recommended is not None and row["path"] == recommended["path"]
+    result = QuickstartResult(outdir, keras_row, rows, gates_failed, seconds, recommended)
     write_json(outdir / "quickstart.json", result.to_dict())
     report(progress, "report", "writing report.html")
     from edgeml.report import write_quickstart_report
@@ -103,6 +108,18 @@ def _convert(outdir: Path, progress: ProgressCallback) -> tuple[dict, Optional[s
         return manifest, None
     except GatesFailed as failed:
         return failed.manifest, str(failed)
+
+
+def _recommended(manifest: dict) -> Optional[dict]:
+    """What `edgeml convert` recommends (measured at every thread count, interleaved), without its full table."""
+    from edgeml_runtime.formats import RECOMMENDED_KEY
+
+    chosen = manifest.get(RECOMMENDED_KEY)
+    if not chosen:
+        return None
+    measured_on = chosen.get("measured_on") or {}
+    return {"path": f"converted/{chosen['path']}", "threads": chosen["threads"], "p50_ms": chosen["p50_ms"],
+            "reason": chosen.get("reason", ""), "measured_on": measured_on.get("kind", "this machine")}
 
 
 def _measure(folder: Path, entry: dict, x_test, y_test, keras_accuracy: float, config,

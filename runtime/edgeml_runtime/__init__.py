@@ -4,7 +4,6 @@ Never imports TensorFlow. Backends are imported on first use, so importing this 
 """
 
 from edgeml_runtime._version import __version__
-from edgeml_runtime.bench import BenchResult, benchmark, load_inputs_file, synthetic_inputs
 from edgeml_runtime.errors import (
     BackendNotInstalled,
     CheckFailed,
@@ -40,9 +39,10 @@ __all__ = [
     "synthetic_inputs",
 ]
 
-# The app-facing classes load on first use: `python -m edgeml_runtime bench` does not pay for them
-# (process start-up is measured in benchmarks/process_cost.py).
-_LAZY = {"Prediction": "predictor", "Predictor": "predictor", "ReloadingPredictor": "reload"}
+# Load on first use: an app that only runs a model, and `python -m edgeml_runtime` commands that do not
+# need them, do not pay for their imports (process start-up is measured in benchmarks/process_cost.py).
+_LAZY = {"Prediction": "predictor", "Predictor": "predictor", "ReloadingPredictor": "reload",
+         "BenchResult": "bench", "benchmark": "bench", "load_inputs_file": "bench", "synthetic_inputs": "bench"}
 
 
 def __getattr__(name: str):

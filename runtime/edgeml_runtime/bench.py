@@ -7,10 +7,9 @@ Comparing results with an earlier run's (the regression gate) is `edgeml_runtime
 
 from __future__ import annotations
 
+import copy
 import os
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
@@ -28,28 +27,34 @@ from edgeml_runtime.specs import TensorSpec
 __all__ = ["BenchResult", "benchmark", "load_inputs_file", "synthetic_inputs"]
 
 
-@dataclass
 class BenchResult:
-    model: str
-    model_bytes: int
-    format: str
-    quantization: Optional[str]
-    backend: str
-    backend_version: str
-    threads: int
-    init_ms: float
-    first_ms: float
-    warmup_runs: int
-    runs: int
-    latency_ms: Dict[str, float]
-    throughput_ips: float
-    peak_rss_mb: float
-    machine: Dict[str, Any] = field(default_factory=dict)
-    timestamp: str = ""
-    edgeml_runtime: str = __version__
+    """One benchmark's figures (schema `edgeml.bench/1`, see `to_dict`). A plain class, not a dataclass:
+    `python -m edgeml_runtime bench` imports this module on every start (benchmarks/process_cost.py)."""
+
+    FIELDS = ("model", "model_bytes", "format", "quantization", "backend", "backend_version", "threads", "init_ms",
+              "first_ms", "warmup_runs", "runs", "latency_ms", "throughput_ips", "peak_rss_mb", "machine",
+              "timestamp", "edgeml_runtime")
+
+    def __init__(self, model: str, model_bytes: int, format: str, quantization: Optional[str],  # noqa: A002
+                 backend: str, backend_version: str, threads: int, init_ms: float, first_ms: float,
+                 warmup_runs: int, runs: int, latency_ms: Dict[str, float], throughput_ips: float,
+                 peak_rss_mb: float, machine: Optional[Dict[str, Any]] = None, timestamp: str = "",
+                 edgeml_runtime: str = __version__):
+        self.model, self.model_bytes, self.format, self.quantization = model, model_bytes, format, quantization
+        self.backend, self.backend_version, self.threads = backend, backend_version, threads
+        self.init_ms, self.first_ms, self.warmup_runs, self.runs = init_ms, first_ms, warmup_runs, runs
+        self.latency_ms, self.throughput_ips, self.peak_rss_mb = latency_ms, throughput_ips, peak_rss_mb
+        self.machine = {} if machine is None else machine
+        self.timestamp, self.edgeml_runtime = timestamp, edgeml_runtime
 
     def to_dict(self) -> dict:
-        return {"schema": BENCH_SCHEMA, **asdict(self)}
+        return {"schema": BENCH_SCHEMA, **{name: copy.deepcopy(getattr(self, name)) for name in self.FIELDS}}
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, BenchResult) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"BenchResult({', '.join(f'{name}={getattr(self, name)!r}' for name in self.FIELDS)})"
 
 
 def benchmark(
@@ -100,8 +105,13 @@ def benchmark(
         throughput_ips=round(samples_per_run * 1000.0 / float(np.mean(latencies)), 2),
         peak_rss_mb=round(peak_rss_mb(), 1),
         machine=machine_info(),
-        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        timestamp=_utc_now(),
     )
+
+
+def _utc_now() -> str:
+    """Like datetime.now(timezone.utc).isoformat(timespec="seconds"), without importing datetime."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
 
 
 def latency_stats(latencies_ms: Sequence[float]) -> Dict[str, float]:

@@ -8,10 +8,8 @@ reported). No traceback unless --debug.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -25,11 +23,16 @@ __all__ = ["EXIT_INTERNAL_ERROR", "main"]
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE (sysexits.h): not 2, which means bad input
 
 # Extra sub-commands living in their own modules: name -> module exposing add_parser(subparsers).
-PLUGIN_COMMANDS = {"serve": "edgeml_runtime.serve.cli"}
+PLUGIN_COMMANDS = {"serve": "edgeml_runtime.serve.cli", "select": "edgeml_runtime.select_cli"}
+
+
+BUILTIN_COMMANDS = ("info", "run", "bench")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_of(argv)
+    parser = build_parser(only=command if command in BUILTIN_COMMANDS else None)
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
@@ -53,23 +56,56 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_INTERNAL_ERROR
 
 
+def _command_of(argv: List[str]) -> Optional[str]:
+    """The sub-command named in `argv` (its first word that is not an option), or None."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def _print_error(message: str, debug: bool) -> None:
     if debug:
+        import traceback
+
         traceback.print_exc()
     print(f"error: {message}", file=sys.stderr)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgeml_runtime", description="Run and benchmark edgeml models.")
+def build_parser(*, only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser with every sub-command, or with the one built-in command `only` (what main does when the
+    command line names one: the others' parsers and PLUGIN_COMMANDS' modules are then not built or imported,
+    since `bench` is timed from process start, benchmarks/process_cost.py)."""
+    parser = argparse.ArgumentParser(prog="edgeml_runtime", description="Run and benchmark edgeml models.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action=VersionAction, nargs=0, help="show versions and exit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="{info,run,bench,...}", required=True)
-    _add_info(commands)
-    _add_run(commands)
-    _add_bench(commands)
-    for module_name in PLUGIN_COMMANDS.values():
+    builtins = {"info": _add_info, "run": _add_run, "bench": _add_bench}
+    for name, add in builtins.items():
+        if only is None or name == only:
+            add(commands)
+    for module_name in PLUGIN_COMMANDS.values() if only is None else ():
         _add_plugin(commands, module_name)
     return parser
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, the terminal's width looked up once: argparse makes a formatter for every
+    add_argument, each asking shutil (an import of its own) for the width: milliseconds of every start."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        super().__init__(prog, indent_increment, max_help_position, width or _help_width())
+
+
+def _help_width() -> int:
+    if not _WIDTH:
+        try:
+            columns = int(os.environ.get("COLUMNS", "0")) or os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            columns = 80
+        _WIDTH.append(max(columns - 2, 20))  # as argparse: the width less 2
+    return _WIDTH[0]
+
+
+_WIDTH: List[int] = []
 
 
 def _add_plugin(commands, module_name: str) -> None:
@@ -93,13 +129,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_info(commands) -> None:
-    parser = commands.add_parser("info", help="show a model's inputs, outputs and backend")
+    parser = commands.add_parser("info", formatter_class=HelpFormatter,
+                                 help="show a model's inputs, outputs and backend")
     _common(parser)
     parser.set_defaults(handler=cmd_info)
 
 
 def _add_run(commands) -> None:
-    parser = commands.add_parser("run", help="run a model on inputs from a .npy/.npz file")
+    parser = commands.add_parser("run", formatter_class=HelpFormatter,
+                                 help="run a model on inputs from a .npy/.npz file")
     _common(parser)
     parser.add_argument("-i", "--input", help=".npy (one input) or .npz (by input name); default: random")
     parser.add_argument("-o", "--output", help="write outputs to .npy (one output) or .npz")
@@ -108,7 +146,8 @@ def _add_run(commands) -> None:
 
 
 def _add_bench(commands) -> None:
-    parser = commands.add_parser("bench", help="measure init, first-run and steady-state latency")
+    parser = commands.add_parser("bench", formatter_class=HelpFormatter,
+                                 help="measure init, first-run and steady-state latency")
     _common(parser)
     parser.add_argument("--runs", type=int, default=50, help="minimum timed runs (default 50)")
     parser.add_argument("--warmup", type=int, default=1, help="minimum warm-up runs (default 1)")
@@ -117,6 +156,8 @@ def _add_bench(commands) -> None:
     parser.add_argument("--max-seconds", type=float, default=150.0, help="stop timing after this long")
     parser.add_argument("--batch", type=int, default=1, help="batch size for dynamic batch dimensions")
     parser.add_argument("-i", "--input", help=".npy/.npz inputs instead of random data")
+    parser.add_argument("--per-op", action="store_true",
+                        help="also time each operator (ONNX Runtime's profiler; .onnx/.ort models only)")
     parser.set_defaults(handler=cmd_bench)
 
 
@@ -176,6 +217,8 @@ def json_values(name: str, value: np.ndarray):
 
 def json_text(payload, **options) -> str:
     """JSON that strict parsers read: a stray non-finite float becomes null instead of a bare NaN."""
+    import json  # here: only output in JSON needs it
+
     try:
         return json.dumps(payload, allow_nan=False, **options)
     except ValueError:
@@ -230,11 +273,27 @@ def cmd_bench(args) -> int:
         inputs=args.input,
         batch=args.batch,
     ).to_dict()
+    if args.per_op:
+        _add_per_op(result, args)
     if args.json:
         print(json_text(result, indent=2))
     else:
         print(format_bench(result))
+        if args.per_op:
+            _print_per_op(result)
     return 0
+
+
+def _add_per_op(result: dict, args) -> None:
+    from edgeml_runtime.profiling import add_per_op
+
+    add_per_op(result, inputs=args.input, batch=args.batch, warmup=args.warmup)
+
+
+def _print_per_op(result: dict) -> None:
+    from edgeml_runtime.profiling import format_per_op
+
+    print("\n".join(format_per_op(result)))
 
 
 def format_bench(result: dict) -> str:

@@ -19,6 +19,7 @@ __all__ = [
     "BundleManifest",
     "ConversionManifest",
     "DocumentError",
+    "conversion_manifest_from_dict",
     "inside_path",
     "read_bundle_manifest",
     "read_conversion_manifest",
@@ -46,10 +47,14 @@ class ArtifactEntry:
 
 @dataclass(frozen=True)
 class ConversionManifest:
+    """`recommended`: the artifact measured fastest within the accuracy budget (`edgeml_runtime.recommend`), with
+    where and how it was measured; None in manifests written without a measurement (and older ones)."""
+
     path: Path
     artifacts: Tuple[ArtifactEntry, ...]
     metadata: Dict[str, str]
     data: dict = field(repr=False)
+    recommended: Optional[dict] = None
 
     @property
     def directory(self) -> Path:
@@ -59,6 +64,13 @@ class ConversionManifest:
     def passing(self) -> List[ArtifactEntry]:
         """Artifacts that passed their validation gate (an entry without validation counts as passed)."""
         return [artifact for artifact in self.artifacts if artifact.passed]
+
+    @property
+    def recommended_path(self) -> Optional[Path]:
+        """The recommended artifact's file (inside the manifest's folder, one of `artifacts`), or None."""
+        if self.recommended is None:
+            return None
+        return self.directory / self.recommended["path"]
 
     @property
     def labels_file(self) -> Path:
@@ -109,7 +121,12 @@ def read_conversion_manifest(path) -> ConversionManifest:
     path = Path(path)
     if path.is_dir():
         path = path / formats.MANIFEST_FILE
-    data = read_json_object(path, "conversion manifest")
+    return conversion_manifest_from_dict(read_json_object(path, "conversion manifest"), path)
+
+
+def conversion_manifest_from_dict(data: dict, path: Path) -> ConversionManifest:
+    """Check a conversion manifest's schema, artifacts and paths (`path`: where it is, or is to be, written)."""
+    path = Path(path)
     if not schema_of(data).startswith(formats.MANIFEST_SCHEMA.split("/")[0] + "/"):
         raise DocumentError(f"{path}: not an edgeml conversion manifest (schema {schema_of(data)!r}, expected "
                             f"{formats.MANIFEST_SCHEMA}); re-run edgeml convert")
@@ -119,12 +136,33 @@ def read_conversion_manifest(path) -> ConversionManifest:
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise DocumentError(f"{path}: 'metadata' must be an object; re-run edgeml convert")
+    artifacts = tuple(_artifact(entry, path) for entry in entries)
     return ConversionManifest(
         path=path,
-        artifacts=tuple(_artifact(entry, path) for entry in entries),
+        artifacts=artifacts,
         metadata={str(key): inside_path(value, path, "metadata") for key, value in metadata.items()},
         data=data,
+        recommended=_recommended(data.get(formats.RECOMMENDED_KEY), artifacts, path),
     )
+
+
+def _recommended(value, artifacts: Tuple[ArtifactEntry, ...], manifest_path: Path) -> Optional[dict]:
+    """The `recommended` object, its path checked like an artifact's and required to be one of them: consumers load
+    it by default, so a hand-edited entry must not lead them outside the listed, validated files."""
+    if value is None:
+        return None
+    key = formats.RECOMMENDED_KEY
+    if not isinstance(value, dict):
+        raise DocumentError(f"{manifest_path}: '{key}' must be an object or null; re-run edgeml convert")
+    relative = inside_path(value.get("path"), manifest_path, key)
+    listed = next((artifact for artifact in artifacts if artifact.path == relative), None)
+    if listed is None:
+        raise DocumentError(f"{manifest_path}: '{key}' names {relative}, which is not one of the listed artifacts; "
+                            "re-run edgeml select (or edgeml convert)")
+    if not listed.passed:
+        raise DocumentError(f"{manifest_path}: '{key}' names {relative}, which failed validation; re-run edgeml "
+                            "select (or edgeml convert)")
+    return {**value, "path": relative}
 
 
 def _artifact(entry: dict, manifest_path: Path) -> ArtifactEntry:

@@ -10,9 +10,8 @@ layout and bundle names; a test checks that they match.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 __all__ = [
     "BACKENDS",
@@ -29,6 +28,7 @@ __all__ = [
     "MODEL_SUFFIXES",
     "OK_MARKER",
     "PREVIOUS_LINK",
+    "RECOMMENDED_KEY",
     "RELEASES_DIR",
     "SIGNATURE_NAMESPACE",
     "SOURCE_TARGETS",
@@ -49,8 +49,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Backend:
+# Rows are NamedTuples, not dataclasses: `python -m edgeml_runtime bench` reads this module on every start and
+# `dataclasses` is an import a bare backend script does not pay for (benchmarks/process_cost.py).
+class Backend(NamedTuple):
     """A runtime backend: `module` is imported by `session_module`, which adapts it to a session."""
 
     name: str
@@ -62,8 +63,7 @@ class Backend:
     aliases: Tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class ModelFormat:
+class ModelFormat(NamedTuple):
     """A model format the runtime runs: `backends` in preferred order, `magic` at bytes 4..8 of a file."""
 
     name: str
@@ -71,8 +71,7 @@ class ModelFormat:
     magic: Tuple[bytes, ...] = ()
 
 
-@dataclass(frozen=True)
-class ExportTarget:
+class ExportTarget(NamedTuple):
     """What `edgeml convert --to NAME` writes: files with `suffix` that the runtime reads as `format`."""
 
     name: str
@@ -129,6 +128,8 @@ MANIFEST_SCHEMA = "edgeml.manifest/1"
 BUNDLE_SCHEMA = "edgeml.bundle/1"
 LABELS_SCHEMA = "edgeml.labels/1"
 MANIFEST_FILE = "manifest.json"
+# The conversion manifest's key for the artifact measured fastest within the accuracy budget (edgeml_runtime.recommend).
+RECOMMENDED_KEY = "recommended"
 LABELS_FILE = "labels.json"
 BUNDLE_MANIFEST_FILE = "edgeml-bundle.json"
 # A signed bundle's second member: an OpenSSH signature (`ssh-keygen -Y sign`, namespace SIGNATURE_NAMESPACE) of

@@ -12,11 +12,12 @@ import numpy as np
 
 from edgeml_runtime.backends import model_format, open_session
 from edgeml_runtime.errors import ModelLoadError
+from edgeml_runtime.fast_run import FastRun
 from edgeml_runtime.feeds import prepare_feeds
 from edgeml_runtime.quantization import dequantize
 from edgeml_runtime.specs import TensorSpec
 
-__all__ = ["Model", "load"]
+__all__ = ["Model", "load", "read_model_file"]
 
 
 def load(
@@ -30,14 +31,14 @@ def load(
     path = Path(path)
     threads = threads or os.cpu_count() or 1
     started = time.perf_counter()
-    model_bytes = _read_model(path)
+    model_bytes = read_model_file(path)
     fmt = model_format(path, model_bytes[:8])
     session = open_session(model_bytes, fmt, backend, threads, model_path=path)
     init_ms = (time.perf_counter() - started) * 1000.0
     return Model(path, model_bytes, fmt, session, backend=backend, threads=threads, init_ms=init_ms)
 
 
-def _read_model(path: Path) -> bytes:
+def read_model_file(path: Path) -> bytes:
     if not path.exists():
         raise ModelLoadError(f"model file not found: {path}")
     if path.is_dir():
@@ -69,6 +70,8 @@ class Model:
         self._local = threading.local()
         self._sessions_lock = threading.Lock()
         self._quantized_outputs = any(spec.quantization is not None for spec in session.outputs)
+        self._first_fast = FastRun.for_session(session)
+        self._shared = session.concurrent  # one session for every thread
 
     @property
     def backend(self) -> str:
@@ -101,26 +104,36 @@ class Model:
         return describe() if describe else {"ops": None, "parameters": None}
 
     def run(self, feeds: Any, *, raw: bool = False, allow_nonfinite: bool = False) -> Dict[str, np.ndarray]:
-        """Run one inference. Returns outputs by name; quantized outputs are dequantized unless raw=True."""
-        session = self._session()
+        """Run one inference. Returns outputs by name; quantized outputs are dequantized unless raw=True.
+        Every returned array is the caller's: later calls never change it."""
+        if self._shared or threading.get_ident() == self._owner:  # _thread_state(), inlined: µs count on tiny models
+            session, fast = self._first_session, self._first_fast
+        else:
+            session, fast = self._thread_state()
+        if fast is not None and type(feeds) is np.ndarray:
+            outputs = fast.run(feeds, raw, allow_nonfinite)
+            if outputs is not None:
+                return outputs
         prepared = prepare_feeds(feeds, session.inputs, raw=raw, allow_nonfinite=allow_nonfinite)
         outputs = session.run(prepared)
         if raw or not self._quantized_outputs:
             return outputs
         return {spec.name: _real_values(outputs[spec.name], spec) for spec in session.outputs}
 
-    def _session(self):
-        if self._first_session.concurrent or threading.get_ident() == self._owner:
-            return self._first_session
-        session = getattr(self._local, "session", None)
-        if session is None:
+    def _thread_state(self):
+        """This thread's session and its FastRun (None for models it does not serve: see fast_run)."""
+        if self._shared or threading.get_ident() == self._owner:
+            return self._first_session, self._first_fast
+        state = getattr(self._local, "state", None)
+        if state is None:
             from edgeml_runtime.backends import open_session
 
             with self._sessions_lock:  # creating interpreters concurrently gains nothing and uses memory
                 session = open_session(self._bytes, self.format, self._first_session.name, self.threads,
                                        model_path=self.path)
-            self._local.session = session
-        return session
+            # The FastRun's buffers belong to this thread's interpreter: never shared between threads.
+            self._local.state = state = (session, FastRun.for_session(session))
+        return state
 
     def __repr__(self) -> str:
         return f"<edgeml_runtime.Model {self.path.name} {self.format} via {self.backend} {self.backend_version}>"

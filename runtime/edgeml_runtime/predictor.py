@@ -117,16 +117,19 @@ class Predictor:
                       backend: Optional[str] = None, threads: Optional[int] = None, task: Optional[str] = None,
                       output: Optional[str] = None) -> Predictor:
         """An `edgeml convert` manifest.json (or its directory). `artifact` picks one by file name,
-        quantization or format; by default the first that passed its check and runs here."""
+        quantization or format; by default the manifest's measured recommendation (`edgeml select`) when a
+        backend here (`backend`, if given) runs it, else the first that passed its check and runs here
+        (`predictor.source.note` says why)."""
         path = Path(path)
-        source = locate(path / "manifest.json" if path.is_dir() else path, artifact=artifact)
+        source = locate(path / "manifest.json" if path.is_dir() else path, artifact=artifact, backend=backend)
         return cls._build(source, top_k=top_k, backend=backend, threads=threads, task=task, output=output)
 
     @classmethod
     def from_bundle(cls, path: PathLike, *, artifact: Optional[str] = None, top_k: int = 3,
                     backend: Optional[str] = None, threads: Optional[int] = None, task: Optional[str] = None,
                     output: Optional[str] = None) -> Predictor:
-        """An unpacked bundle, a release directory, or a deployment directory (its `current` release)."""
+        """An unpacked bundle, a release directory, or a deployment directory (its `current` release). The
+        model is chosen as in from_manifest when the bundle carries its conversion manifest."""
         path = Path(path)
         if path.is_file() and path.suffix.lower() != ".json":
             raise ModelLoadError(f"{path} is a file, not a bundle directory; use Predictor.from_model")
@@ -138,8 +141,8 @@ class Predictor:
                   backend: Optional[str] = None, threads: Optional[int] = None, task: Optional[str] = None,
                   output: Optional[str] = None) -> Predictor:
         """Whatever `path` is: model file, manifest.json, bundle, release or deployment directory."""
-        return cls._build(locate(path, artifact=artifact), top_k=top_k, backend=backend, threads=threads, task=task,
-                          output=output)
+        return cls._build(locate(path, artifact=artifact, backend=backend), top_k=top_k, backend=backend,
+                          threads=threads, task=task, output=output)
 
     @classmethod
     def _build(cls, source: ModelSource, *, task=None, classes=None, version=None, top_k=3, backend=None,

@@ -133,3 +133,30 @@ def test_bench_reports_qdq_onnx_as_int8(qdq_onnx):
     assert results[0]["quantization"] == "int8" and results[0]["io_quantized"] is False
     table = edgeml("bench", qdq_onnx, "--runs", "5", "--min-seconds", "0", check_exit=0).stdout
     assert "int8 (float I/O)" in table
+
+
+def test_onnx_source_report_names_symbolic_dims_opset_and_external_data(tmp_path):
+    from tests.support import onnx_graphs
+
+    two = onnx_graphs.two_input_symbolic_batch(tmp_path / "two.onnx")
+    report = json.loads(edgeml("inspect", two.path, "--json").stdout)
+    assert [spec["shape"] for spec in report["inputs"]] == [[None, 1, 8, 8], [None, 8]]
+    assert report["dynamic_dims"]["image"] == {"0": "batch"} and report["dynamic_dims"]["stats"] == {"0": "batch"}
+    assert report["onnx"]["opset"] == {"ai.onnx": onnx_graphs.OPSET}
+    assert report["ops"]["Conv"] == 1 and report["ops"]["Gemm"] == 3
+    assert report["quantization"] is None
+    text = edgeml("inspect", two.path).stdout
+    assert "(batch, 1, 8, 8)" in text and "opset ai.onnx 17" in text
+
+    external = onnx_graphs.with_external_data(tmp_path / "external")
+    report = json.loads(edgeml("inspect", external.path, "--json").stdout)
+    assert report["onnx"]["external_data"] == ["weights.bin"]
+    assert report["parameters"] == 64 * 128 + 128 + 128 * 96 + 96 + 96 * 10 + 10
+
+
+def test_onnx_with_external_data_outside_its_folder_is_refused(tmp_path):
+    from tests.support import onnx_graphs
+
+    hostile = onnx_graphs.with_external_data(tmp_path / "model", location="../outside.bin")
+    done = edgeml("inspect", hostile.path, check_exit=2)
+    assert "outside the model's folder" in done.stderr and "Traceback" not in done.stderr

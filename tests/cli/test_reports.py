@@ -56,7 +56,11 @@ def test_convert_report_of_a_trained_model(digits_run, tmp_path):
     page = render(report, tmp_path)
     header, rows = header_and_rows(page)
     assert {"top-1", "cosine", "max diff", "check"} <= set(header)  # digits: class scores, so top-1 is shown
-    assert [row[0] for row in rows] == [entry["path"] for entry in manifest["artifacts"]]
+    # Each artifact by name; the one the conversion measured fastest carries the "recommended" badge.
+    assert [row[0].removesuffix(" recommended") for row in rows] == [entry["path"] for entry in manifest["artifacts"]]
+    assert [row[0] for row in rows if row[0].endswith(" recommended")] == [f"{manifest['recommended']['path']} "
+                                                                           "recommended"]
+    assert f"Recommended: {manifest['recommended']['path']} : fastest passing artifact" in page.text
     assert all(row[header.index("check")] == "ok" for row in rows)
     assert all(row[header.index("size")].endswith(("KiB", "MiB")) for row in rows)
     headings = [heading for heading in ("Trade-off", "Training curves", "Confusion matrix") if heading in page.text]

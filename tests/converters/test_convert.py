@@ -46,8 +46,8 @@ def test_sequential_every_mode_validates_and_the_files_load(models, tmp_path):
     manifest = _convert(models.paths.sequential, out, formats=("tflite", "onnx", "ort"),
                         modes=("fp32", "fp16", "dynamic", "int8", "int16x8"), calibration=models.x)
     names = sorted(entry["path"] for entry in manifest["artifacts"])
-    expected = [f"model.{m}.tflite" for m in ("fp32", "fp16", "dynamic", "int8", "int16x8")]
-    expected += [f"model.{m}.{ext}" for m in ("fp32", "fp16", "dynamic", "int8") for ext in ("onnx", "ort")]
+    expected = [f"sequential.{m}.tflite" for m in ("fp32", "fp16", "dynamic", "int8", "int16x8")]
+    expected += [f"sequential.{m}.{ext}" for m in ("fp32", "fp16", "dynamic", "int8") for ext in ("onnx", "ort")]
     assert names == sorted(expected)
     assert manifest["schema"] == "edgeml.manifest/1"
     assert manifest["source"]["kind"] == "keras"
@@ -66,10 +66,10 @@ def test_sequential_every_mode_validates_and_the_files_load(models, tmp_path):
         assert entry["validation"]["passed"], entry
         assert entry["validation"]["samples"] == 100
     # fp32 reproduces Keras up to float rounding (gate: 1e-4 of the output range).
-    assert _artifact(manifest, "model.fp32.tflite")["validation"]["relative_max_abs_diff"] <= 1e-4
-    int8 = _artifact(manifest, "model.int8.tflite")
+    assert _artifact(manifest, "sequential.fp32.tflite")["validation"]["relative_max_abs_diff"] <= 1e-4
+    int8 = _artifact(manifest, "sequential.int8.tflite")
     assert int8["inputs"][0]["dtype"] == "int8" and int8["inputs"][0]["quantization"]["scale"] > 0
-    assert _artifact(manifest, "model.int16x8.tflite")["inputs"][0]["dtype"] == "int16"
+    assert _artifact(manifest, "sequential.int16x8.tflite")["inputs"][0]["dtype"] == "int16"
     assert not list(tmp_path.glob(".out.staging-*"))
 
     # The files load in the backends themselves, not only through edgeml_runtime.
@@ -78,15 +78,15 @@ def test_sequential_every_mode_validates_and_the_files_load(models, tmp_path):
 
     fresh = np.random.default_rng(5).normal(size=(16, 6)).astype("float32")
     expected_probs = np.asarray(models.sequential(fresh))
-    session = onnxruntime.InferenceSession(str(out / "model.fp32.onnx"), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(str(out / "sequential.fp32.onnx"), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["features"]
     onnx_probs = session.run(None, {"features": fresh})[0]
     np.testing.assert_allclose(onnx_probs, expected_probs, atol=1e-5)  # fp32: float rounding only
-    interpreter = Interpreter(model_path=str(out / "model.fp32.tflite"))
+    interpreter = Interpreter(model_path=str(out / "sequential.fp32.tflite"))
     runner = interpreter.get_signature_runner()
     tflite_probs = next(iter(runner(features=fresh).values()))
     np.testing.assert_allclose(tflite_probs, expected_probs, atol=1e-5)  # fp32: float rounding only
-    ort_session = onnxruntime.InferenceSession(str(out / "model.int8.ort"), providers=["CPUExecutionProvider"])
+    ort_session = onnxruntime.InferenceSession(str(out / "sequential.int8.ort"), providers=["CPUExecutionProvider"])
     int8_probs = ort_session.run(None, {"features": fresh})[0]
     # int8: probabilities within a few quantization steps (1/256 of the [0, 1] output range each).
     assert np.max(np.abs(int8_probs - expected_probs)) < 0.05
@@ -95,7 +95,7 @@ def test_sequential_every_mode_validates_and_the_files_load(models, tmp_path):
 def test_int8_float_io_keeps_float_inputs(models, tmp_path):
     manifest = _convert(models.paths.sequential, tmp_path / "out", formats=("tflite",), modes=("int8",),
                         calibration=models.x, float_io=True, calibration_samples=50)
-    entry = _artifact(manifest, "model.int8.tflite")
+    entry = _artifact(manifest, "sequential.int8.tflite")
     assert entry["inputs"][0]["dtype"] == "float32" and entry["outputs"][0]["dtype"] == "float32"
     assert manifest["calibration"]["samples"] == 50
 
@@ -108,7 +108,7 @@ def test_functional_two_inputs_two_outputs_keep_their_names(models, tmp_path):
     rng = np.random.default_rng(1)
     feeds = {"a": rng.normal(size=(5, 4)).astype("float32"), "b": rng.normal(size=(5, 3)).astype("float32")}
     scores, value = (np.asarray(t) for t in models.functional([feeds["a"], feeds["b"]]))
-    for path in ("model.fp32.tflite", "model.fp32.onnx"):
+    for path in ("functional.fp32.tflite", "functional.fp32.onnx"):
         entry = _artifact(manifest, path)
         assert sorted(spec["name"] for spec in entry["inputs"]) == ["a", "b"]
         assert sorted(spec["name"] for spec in entry["outputs"]) == ["scores", "value"]
@@ -116,7 +116,7 @@ def test_functional_two_inputs_two_outputs_keep_their_names(models, tmp_path):
         np.testing.assert_allclose(result["scores"], scores, atol=1e-5)  # fp32: float rounding only
         np.testing.assert_allclose(result["value"], value, atol=1e-5)
     assert manifest["calibration"] is None  # no int8 mode, no calibration
-    assert _artifact(manifest, "model.dynamic.onnx")["validation"]["data"].startswith("synthetic")
+    assert _artifact(manifest, "functional.dynamic.onnx")["validation"]["data"].startswith("synthetic")
 
 
 def test_subclassed_model_with_dynamic_batch(models, tmp_path):
@@ -124,7 +124,7 @@ def test_subclassed_model_with_dynamic_batch(models, tmp_path):
     manifest = _convert(models.paths.subclassed, out)
     import edgeml_runtime
 
-    for path in ("model.fp32.tflite", "model.fp32.onnx"):
+    for path in ("subclassed.fp32.tflite", "subclassed.fp32.onnx"):
         assert _artifact(manifest, path)["inputs"][0]["shape"] == [None, 5]
         model = edgeml_runtime.load(out / path)
         for batch in (1, 7):
@@ -145,7 +145,7 @@ def test_keras2_h5_with_depthwise_conv_loads_through_tf_keras(models, tmp_path):
 def test_saved_model_directory(models, tmp_path):
     manifest = _convert(models.paths.saved_model, tmp_path / "out", modes=("fp32", "fp16"))
     assert manifest["source"]["kind"] == "saved_model"
-    entry = _artifact(manifest, "model.fp32.onnx")
+    entry = _artifact(manifest, "saved_model.fp32.onnx")
     assert entry["inputs"][0]["name"] == "x" and entry["outputs"][0]["name"] == "y"
     assert all(entry["validation"]["passed"] for entry in manifest["artifacts"])
 
@@ -285,19 +285,20 @@ def test_cli_failed_gate_exits_1_and_keeps_files(models, tmp_path):
     result = _cli(["convert", str(models.paths.sequential), "--int8", "--to", "tflite",
                    "--calibration", str(models.paths.features), "--min-cosine", "1.0", "--no-repair", "-o", str(out)])
     assert result.exit_code == 1, result.stderr
-    assert "failed validation: model.int8.tflite" in result.stderr
-    assert "FAILED" in result.stdout and "model.fp32.tflite" in result.stdout
+    assert "failed validation: sequential.int8.tflite" in result.stderr
+    assert "FAILED" in result.stdout and "sequential.fp32.tflite" in result.stdout
     manifest = json.loads((out / "manifest.json").read_text())
-    assert _artifact(manifest, "model.fp32.tflite")["validation"]["passed"] is True
-    assert _artifact(manifest, "model.int8.tflite")["validation"]["passed"] is False
-    assert (out / "model.int8.tflite").is_file()
+    assert _artifact(manifest, "sequential.fp32.tflite")["validation"]["passed"] is True
+    assert _artifact(manifest, "sequential.int8.tflite")["validation"]["passed"] is False
+    assert (out / "sequential.int8.tflite").is_file()
 
 
 def test_cli_json_output(models, tmp_path):
     result = _cli(["convert", str(models.paths.saved_model), "--to", "onnx", "--json", "-o", str(tmp_path / "o")])
     assert result.exit_code == 0, result.stderr
     manifest = json.loads(result.stdout)
-    assert [entry["path"] for entry in manifest["artifacts"]] == ["model.fp32.onnx"]
+    assert [entry["path"] for entry in manifest["artifacts"]] == ["saved_model.fp32.onnx"]
+    assert manifest["recommended"]["path"] == "saved_model.fp32.onnx"  # measured on this machine, in the JSON too
 
 
 def test_piped_cli_prints_one_line_per_step_and_json_stays_clean(models, tmp_path):
@@ -317,9 +318,9 @@ def test_piped_cli_prints_one_line_per_step_and_json_stays_clean(models, tmp_pat
     lines = result.stderr.splitlines()
     assert lines[0].startswith("loaded saved_model with tf.saved_model "), result.stderr
     for step in ("running the original model on 64 validation samples",
-                 "converting to TFLite fp32", "validating model.fp32.tflite", "converting to TFLite int8",
-                 "validating model.int8.tflite", "converting to ONNX (tf2onnx)", "making ONNX int8",
-                 "validating model.int8.onnx", f"wrote 4 artifact(s) and manifest.json to {out}"):
+                 "converting to TFLite fp32", "validating saved_model.fp32.tflite", "converting to TFLite int8",
+                 "validating saved_model.int8.tflite", "converting to ONNX (tf2onnx)", "making ONNX int8",
+                 "validating saved_model.int8.onnx", f"wrote 4 artifact(s) and manifest.json to {out}"):
         assert step in lines, (step, result.stderr)
     # A counter prints once, when it is complete (50 samples are counted at 25 and 50).
     assert lines.count("calibrating TFLite int8 [50/50]") == 1 and lines.count("calibrating ONNX int8 [50/50]") == 1
@@ -366,7 +367,7 @@ def test_saved_model_that_tf_saved_model_load_rejects_still_converts(models, tmp
     import edgeml_runtime
 
     x = np.linspace(-2, 2, 7 * 4, dtype="float32").reshape(7, 4)
-    for path in ("model.fp32.tflite", "model.fp32.onnx"):
+    for path in ("tf1_multi_metagraph.fp32.tflite", "tf1_multi_metagraph.fp32.onnx"):
         entry = _artifact(manifest, path)
         assert entry["validation"]["passed"], entry
         assert [s["name"] for s in entry["inputs"]] == ["x"] and [s["name"] for s in entry["outputs"]] == ["y"]
@@ -427,7 +428,7 @@ def test_near_ties_pass_the_decisive_agreement_gate_and_real_loss_still_fails(tm
 
     # ONNX dynamic quantizes the last layer's weights, which flips many 0-vs-1 near-ties.
     manifest = _convert(source, tmp_path / "tie", formats=("onnx",), modes=("dynamic",), validate_data=x)
-    check = _artifact(manifest, "model.dynamic.onnx")["validation"]
+    check = _artifact(manifest, "near_tie.dynamic.onnx")["validation"]
     assert check["cosine"] > 0.999  # the outputs barely moved...
     assert check["top1_agreement"] < 0.97  # ...yet the raw figure misses the 0.97 gate (measured 93.75%)
     assert check["decisive_top1_agreement"] == 1.0  # every flip was a near-tie within the noise
@@ -437,10 +438,10 @@ def test_near_ties_pass_the_decisive_agreement_gate_and_real_loss_still_fails(tm
 
     # A real loss: int8 calibrated on inputs 20x too small clips every activation. With the cosine gate
     # switched off, the agreement gate alone must catch it (too few decisive samples, so raw gates).
-    with pytest.raises(GatesFailed, match="model.int8.onnx") as caught:
+    with pytest.raises(GatesFailed, match="near_tie.int8.onnx") as caught:
         _convert(source, tmp_path / "loss", formats=("onnx",), modes=("int8",), calibration=x * 0.05,
                  validate_data=x, min_cosine=-1.0, repair=False)
-    check = _artifact(caught.value.manifest, "model.int8.onnx")["validation"]
+    check = _artifact(caught.value.manifest, "near_tie.int8.onnx")["validation"]
     assert check["passed"] is False and check["top1_agreement"] < 0.95
 
 

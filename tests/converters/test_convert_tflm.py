@@ -30,8 +30,8 @@ from tests.support.marks import unavailable  # noqa: E402
 pytestmark = pytest.mark.slow
 
 SAMPLES, CALIBRATION = 200, 150  # --calibration-samples 150: the other 50 are held back for validation
-TFLM_FILES = ["model.int8_model_data.cc", "model.int8_model_data.h", "model.int8_ops.h", "model.int8_arena.h",
-              "model.int8_tflm.md"]
+TFLM_FILES = ["cnn.int8_model_data.cc", "cnn.int8_model_data.h", "cnn.int8_ops.h", "cnn.int8_arena.h",
+              "cnn.int8_tflm.md"]
 
 
 @pytest.fixture(scope="module")
@@ -81,17 +81,17 @@ def tflm_entry(manifest) -> dict:
 def test_tflm_brings_the_int8_tflite_and_the_sources(converted):
     out, manifest = converted
     assert [entry["path"] for entry in manifest["artifacts"]] == [
-        "model.fp32.tflite", "model.int8.tflite", "model.int8_model_data.cc"]
+        "cnn.fp32.tflite", "cnn.int8.tflite", "cnn.int8_model_data.cc"]
     assert json.loads((out / "manifest.json").read_text()) == manifest
     entry = tflm_entry(manifest)
     assert entry["format"] == "tflm" and entry["quantization"] == "int8" and entry["files"] == TFLM_FILES
     assert sorted(p.name for p in out.iterdir()) == sorted(  # report.html: the command's HTML report
-        ["manifest.json", "model.fp32.tflite", "model.int8.tflite", "report.html", *TFLM_FILES])
+        ["manifest.json", "cnn.fp32.tflite", "cnn.int8.tflite", "report.html", *TFLM_FILES])
     assert not list(out.parent.glob(".out.staging-*"))
     # bytes and sha256 describe `path` (the .cc), as for every artifact; model_bytes the model it embeds.
     source = (out / entry["path"]).read_bytes()
     assert entry["bytes"] == len(source) and entry["sha256"] == hashlib.sha256(source).hexdigest()
-    tflite = out / "model.int8.tflite"
+    tflite = out / "cnn.int8.tflite"
     assert entry["model"] == tflite.name and entry["model_bytes"] == tflite.stat().st_size
     assert entry["inputs"][0]["name"] == "image" and entry["inputs"][0]["dtype"] == "int8"
 
@@ -99,19 +99,19 @@ def test_tflm_brings_the_int8_tflite_and_the_sources(converted):
 def test_the_arena_is_measured_and_in_the_manifest(converted):
     out, manifest = converted
     entry = tflm_entry(manifest)
-    measured = measure_arena(out / "model.int8.tflite").required_bytes
+    measured = measure_arena(out / "cnn.int8.tflite").required_bytes
     # DESIGN.md: `arena_bytes`, the figure in _arena.h: TFLM's allocator's own figure plus the stated margin.
     assert measured <= entry["arena_bytes"] <= 1.5 * measured + 4096
     assert entry["arena"]["measured_bytes"] == measured
-    assert f"kTensorArenaSize = {entry['arena_bytes']};" in (out / "model.int8_arena.h").read_text()
+    assert f"kTensorArenaSize = {entry['arena_bytes']};" in (out / "cnn.int8_arena.h").read_text()
     # ... and its operator list, exactly the operators of the embedded model.
-    assert entry["ops"] == sorted(read_model(out / "model.int8.tflite").ops) and "CONV_2D" in entry["ops"]
+    assert entry["ops"] == sorted(read_model(out / "cnn.int8.tflite").ops) and "CONV_2D" in entry["ops"]
     assert entry["op_resolver"]["size"] == len(entry["ops"])
 
 
 def test_validation_runs_tflm_against_the_original_with_the_int8_gates(converted):
     _, manifest = converted
-    tflite = next(e for e in manifest["artifacts"] if e["path"] == "model.int8.tflite")["validation"]
+    tflite = next(e for e in manifest["artifacts"] if e["path"] == "cnn.int8.tflite")["validation"]
     check = tflm_entry(manifest)["validation"]
     assert check["passed"] is True
     assert check["samples"] == tflite["samples"] == SAMPLES - CALIBRATION and check["data"] == tflite["data"]
@@ -130,7 +130,7 @@ def test_the_model_source_compiles_standalone(converted, tmp_path):
     if compiler is None:
         unavailable("g++ is not installed (apt-get install g++)")
     out, _ = converted
-    done = subprocess.run([compiler, "-std=c++17", "-c", str(out / "model.int8_model_data.cc"), "-o",
+    done = subprocess.run([compiler, "-std=c++17", "-c", str(out / "cnn.int8_model_data.cc"), "-o",
                            str(tmp_path / "model_data.o")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
@@ -144,7 +144,7 @@ def test_the_summary_table_shows_the_arena(converted):
     _, manifest = converted
     console = Console(file=io.StringIO(), width=200)
     console.print(summary_table(manifest))
-    row = next(line for line in console.file.getvalue().splitlines() if "model.int8_model_data.cc" in line)
+    row = next(line for line in console.file.getvalue().splitlines() if "cnn.int8_model_data.cc" in line)
     entry = tflm_entry(manifest)
     assert "tflm" in row and format_size(entry["arena_bytes"]) in row and format_size(entry["model_bytes"]) in row
     assert re.search(r"ok, \d quant(um|a) vs LiteRT", row)
@@ -154,23 +154,24 @@ def test_bench_and_predictor_use_the_model_files_only(converted):
     out, _ = converted
     result = invoke("bench", out, "--runs", 3, "--json", check_exit=0)
     benched = json.loads(result.stdout)
-    assert sorted(report["model"].rsplit("/", 1)[-1] for report in benched) == ["model.fp32.tflite",
-                                                                                 "model.int8.tflite"]
+    assert sorted(report["model"].rsplit("/", 1)[-1] for report in benched) == ["cnn.fp32.tflite",
+                                                                                 "cnn.int8.tflite"]
     predictor = Predictor.from_manifest(out)
     assert predictor.predict(np.zeros((12, 12, 1), "float32")).output.shape == (4,)
-    assert locate(out, artifact="int8").model.name == "model.int8.tflite"
+    assert locate(out, artifact="int8").model.name == "cnn.int8.tflite"
     with pytest.raises(ModelLoadError, match="no artifact matches 'tflm'"):
         locate(out, artifact="tflm")  # sources are not something the runtime can load
 
 
 def test_a_bundle_leaves_the_sources_out(converted, tmp_path):
-    out, _ = converted
-    bundle = tmp_path / "b.tar.gz"
-    invoke("bundle", out, "--device", "rpi4", "--no-wheels", "-o", bundle, check_exit=0)
-    with tarfile.open(bundle) as tar:
-        names = [name.split("/", 1)[1] for name in tar.getnames() if "/" in name]
-    assert "models/model.int8.tflite" in names and "models/manifest.json" in names
-    assert not [name for name in names if name.endswith((".cc", ".h", "_tflm.md"))]
+    out, manifest = converted
+    for extra, model in (([], manifest["recommended"]["path"]), (["--all"], "cnn.int8.tflite")):
+        bundle = tmp_path / f"b{len(extra)}.tar.gz"  # the default bundle holds the recommended model; --all, all
+        invoke("bundle", out, "--device", "rpi4", "--no-wheels", *extra, "-o", bundle, check_exit=0)
+        with tarfile.open(bundle) as tar:
+            names = [name.split("/", 1)[1] for name in tar.getnames() if "/" in name]
+        assert f"models/{model}" in names and "models/manifest.json" in names
+        assert not [name for name in names if name.endswith((".cc", ".h", "_tflm.md"))]
 
 
 def test_a_bundle_for_a_microcontroller_says_to_convert_to_tflm(converted, tmp_path):
@@ -202,13 +203,13 @@ def test_an_operator_tflm_lacks_keeps_the_tflite_files_and_names_it(keras_models
                     keras_models / "features.npy", "-o", out, "--json", check_exit=2)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "TensorFlow Lite Micro has no kernel for GELU" in errors[0]
-    assert f"Written to {out}: model.fp32.tflite, model.int8.tflite, manifest.json" in errors[0]
+    assert f"Written to {out}: gelu.fp32.tflite, gelu.int8.tflite, manifest.json" in errors[0]
     assert "Traceback" not in result.output
     # What could be made is written, listed in the manifest (also on stdout) and usable.
     manifest = json.loads(result.stdout)
-    assert [entry["path"] for entry in manifest["artifacts"]] == ["model.fp32.tflite", "model.int8.tflite"]
+    assert [entry["path"] for entry in manifest["artifacts"]] == ["gelu.fp32.tflite", "gelu.int8.tflite"]
     assert json.loads((out / "manifest.json").read_text()) == manifest
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.fp32.tflite", "model.int8.tflite",
+    assert sorted(p.name for p in out.iterdir()) == ["gelu.fp32.tflite", "gelu.int8.tflite", "manifest.json",
                                                      "report.html"]
 
 
@@ -227,11 +228,11 @@ def test_a_later_run_without_tflm_removes_the_old_sources(tmp_path):
     out, staging = tmp_path / "out", tmp_path / "staging"
     out.mkdir()
     staging.mkdir()
-    for name in ["model.int8.tflite", *TFLM_FILES, "notes.txt"]:
+    for name in ["cnn.int8.tflite", *TFLM_FILES, "notes.txt"]:
         (out / name).write_text("old")
     (out / "manifest.json").write_text(json.dumps({"artifacts": [
-        {"path": "model.int8.tflite"}, {"path": TFLM_FILES[0], "format": "tflm", "files": TFLM_FILES}]}))
-    (staging / "model.int8.tflite").write_text("new")
-    (staging / "manifest.json").write_text(json.dumps({"artifacts": [{"path": "model.int8.tflite"}]}))
+        {"path": "cnn.int8.tflite"}, {"path": TFLM_FILES[0], "format": "tflm", "files": TFLM_FILES}]}))
+    (staging / "cnn.int8.tflite").write_text("new")
+    (staging / "manifest.json").write_text(json.dumps({"artifacts": [{"path": "cnn.int8.tflite"}]}))
     publish(staging, out)
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.int8.tflite", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["cnn.int8.tflite", "manifest.json", "notes.txt"]

@@ -29,7 +29,7 @@ def _checks(manifest) -> dict:
 
 def test_an_fp32_artifact_beyond_the_tolerance_fails_and_one_at_it_passes(models, tmp_path):
     measured = _checks(_fp32(models, tmp_path / "default"))
-    assert set(measured) == {"model.fp32.tflite", "model.fp32.onnx"}
+    assert set(measured) == {"sequential.fp32.tflite", "sequential.fp32.onnx"}
     for path, check in measured.items():
         # The default tolerance, 1e-4 of the output range, holds; the difference is real, not zero.
         assert check["passed"] is True and 0 < check["relative_max_abs_diff"] <= 1e-4, (path, check)
@@ -43,7 +43,7 @@ def test_an_fp32_artifact_beyond_the_tolerance_fails_and_one_at_it_passes(models
         assert check["passed"] is False, (path, check)
         assert check["relative_max_abs_diff"] == measured[path]["relative_max_abs_diff"]  # same files, same data
         assert check["gate"] == f"max diff <= {smallest / 2:g} x output range"
-    assert (tmp_path / "tight" / "model.fp32.tflite").is_file()  # kept, as for every failed gate
+    assert (tmp_path / "tight" / "sequential.fp32.tflite").is_file()  # kept, as for every failed gate
 
     # Exactly at the tolerance passes (the gate is `<=`): each artifact against its own measured difference.
     for path, check in measured.items():
@@ -60,7 +60,7 @@ def test_cli_fp32_tolerance_missed_exits_1_with_passed_false(models, tmp_path):
     result = invoke("convert", models.paths.sequential, "--to", "tflite", "--quantize", "fp32",
                     "--validate-data", models.paths.features, "--fp32-tolerance", "1e-12", "-o", out)
     assert result.exit_code == 1, result.output
-    assert "failed validation: model.fp32.tflite" in result.stderr
+    assert "failed validation: sequential.fp32.tflite" in result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     (check,) = _checks(manifest).values()
     assert check["passed"] is False and check["relative_max_abs_diff"] > 1e-12

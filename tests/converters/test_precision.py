@@ -184,7 +184,7 @@ def test_without_keras_the_ladder_reaches_mixed_precision_and_says_so(inflated, 
                        calibration=inflated / "calibration.npz", eval_data=inflated / "test.npz")
     artifacts = _by_path(manifest)
     for fmt in ("tflite", "onnx"):
-        entry = artifacts[f"model.int8.{fmt}"]
+        entry = artifacts[f"saved.int8.{fmt}"]
         repair = entry["repair"]
         assert entry["validation"]["passed"] is True and repair["rung"] in ("c", "d"), repair
         skipped = next(step for step in repair["tried"] if step["rung"] == "b")

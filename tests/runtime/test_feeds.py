@@ -99,3 +99,22 @@ def test_float_input_saturates_like_tflite(data_dir, model_file):
     saturated = model.run(np.full((1, 8), 127, np.int8), raw=True)["output_0"]
     expected = er.dequantize(saturated, model.outputs[0].quantization)
     np.testing.assert_array_equal(model.run(huge)["output_0"], expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("size", [8, 64, 5000])
+def test_finiteness_check_is_exact_even_where_the_dot_product_overflows(dtype, size):
+    """all_finite() sums x·x; values whose squares overflow (1e30 in float32, 300 in float16) are still finite, and
+    one NaN or infinity anywhere is found, in small and large arrays."""
+    from edgeml_runtime.feeds import all_finite
+
+    finite_but_huge = np.full(size, np.finfo(dtype).max / 2, dtype)
+    assert all_finite(finite_but_huge)
+    assert all_finite(np.linspace(-1, 1, size).astype(dtype))
+    for bad in (np.nan, np.inf, -np.inf):
+        values = finite_but_huge.copy()
+        values[size // 3] = bad
+        assert not all_finite(values)
+        values = np.zeros(size, dtype)
+        values[-1] = bad
+        assert not all_finite(values.reshape(1, -1))

@@ -7,6 +7,7 @@ committed tiny models.
     @needs_backend_for(MLP_INT8, MLP_ONNX)                   # skipped without a backend for each file
     require_backend_for(MLP_FP32)                           # the same, inside a fixture
     unavailable("mosquitto is not installed")               # skip here, fail under CI
+    require_onnx2tf_env()                                   # the same for `edgeml setup onnx2tf`'s environment
 
 The skips for missing backends are what lets tests/runtime and tests/serving run in the runtime-only
 environments, which have one backend each (`make test-runtime-only`).
@@ -21,7 +22,7 @@ import pytest
 
 from .models import backend_installed
 
-__all__ = ["model_params", "needs_backend_for", "require_backend_for", "unavailable"]
+__all__ = ["model_params", "needs_backend_for", "require_backend_for", "require_onnx2tf_env", "unavailable"]
 
 
 def _missing_backends(models) -> str:
@@ -52,7 +53,18 @@ def model_params(*filenames):
 
 def unavailable(reason: str):
     """Skip the running test or fixture because something it needs is not there; under CI (environment
-    variable CI set) fail instead: CI must really run it (.ci/run installs what the tests need)."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set: this must not be skipped)", pytrace=False)
+    variable CI set) or with EDGEML_REQUIRE_TOOLS set, fail instead: CI must really run it (.ci/run installs what
+    the tests need)."""
+    for variable in ("CI", "EDGEML_REQUIRE_TOOLS"):
+        if os.environ.get(variable):
+            pytest.fail(f"{reason} ({variable} is set: this must not be skipped)", pytrace=False)
     pytest.skip(reason)
+
+
+def require_onnx2tf_env() -> None:
+    """Skip (fail under CI) unless the onnx2tf tool environment is built (`make onnx2tf-env`)."""
+    from edgeml_converters import onnx2tf_env
+
+    problem = onnx2tf_env.problem()
+    if problem:
+        unavailable(problem)

@@ -71,7 +71,7 @@ def edgeml_int8() -> Dict[str, Path]:
     from edgeml_runtime.files import cache_root
 
     cache = cache_root() / "bench-models" / "edgeml-int8-mlp"
-    paths = {"tflite": cache / "model.int8.tflite", "onnx": cache / "model.int8.onnx",
+    paths = {"tflite": cache / "mlp.int8.tflite", "onnx": cache / "mlp.int8.onnx",
              "calibration": cache / "calibration.npy"}
     if all(path.exists() for path in paths.values()):
         return paths

@@ -26,6 +26,7 @@ class Suite(NamedTuple):
     name: str
     needs: str
     present: Callable[[], bool]
+    enable: str = ENABLE
 
 
 def _tool(*candidates: str) -> Callable[[], bool]:
@@ -39,6 +40,12 @@ def _emulated_pi() -> bool:
     return built or (hasattr(os, "geteuid") and os.geteuid() == 0 and _tool("debootstrap", "/usr/sbin/debootstrap")())
 
 
+def _onnx2tf_env() -> bool:
+    """`edgeml setup onnx2tf` (make onnx2tf-env) finished: its stamp file is written last."""
+    root = os.environ.get("EDGEML_CACHE") or str(Path.home() / ".cache" / "edgeml")
+    return (Path(root) / "tools" / "onnx2tf" / "edgeml-tool.json").is_file()
+
+
 SUITES = (
     Suite("deploy over SSH (tests/devices, tests/emulated: edgeml deploy to a local sshd)", "openssh-server",
           _tool("/usr/sbin/sshd", "sshd")),
@@ -48,6 +55,8 @@ SUITES = (
     Suite("HTML reports in a real browser (tests/cli/test_reports.py, tests/trainer/test_quickstart.py)",
           "chromium", _tool("chromium", "chromium-browser", "/usr/bin/chromium")),
     Suite("systemd unit checks (systemd-analyze verify)", "systemd", _tool("systemd-analyze")),
+    Suite("ONNX -> TFLite (tests/converters/test_onnx2tf_route.py, test_onnx_source.py)",
+          "the onnx2tf tool environment (no root needed)", _onnx2tf_env, "make onnx2tf-env"),
 )
 
 
@@ -58,11 +67,13 @@ def missing() -> List[Suite]:
 def summary() -> str:
     skipped = missing()
     if not skipped:
-        return "all test suites ran: sshd, Mosquitto, the emulated Pi, Chromium and systemd are here"
+        return ("all test suites ran: sshd, Mosquitto, the emulated Pi, Chromium, systemd and the onnx2tf environment "
+                "are here")
     bar = "=" * 100
     lines = [bar, f"NOTE: {len(skipped)} test suite(s) were SKIPPED: this machine lacks what they talk to", ""]
     lines += [f"  - {suite.name}: needs {suite.needs}" for suite in skipped]
-    lines += ["", f"Enable them with:  {ENABLE}   (then run make test again; the emulated Pi needs make test as root,",
+    enable = "  and  ".join(dict.fromkeys(suite.enable for suite in skipped))
+    lines += ["", f"Enable them with:  {enable}   (then run make test again; the emulated Pi needs make test as root,",
               "as CI runs it)", bar]
     return "\n".join(lines)
 

@@ -80,6 +80,16 @@ def test_table_output(quickstart_run):
                     if f" {row['format']} " in line and f" {row['quantization']} " in line)
         assert f"{row['accuracy']:.2%}" in line and f"{row['p50_ms']:.3f} ms" in line
     assert "evaluating and benchmarking" in result.stderr and "evaluating" not in result.stdout
+    # The file to ship, marked in its row and said why below the table: what `edgeml convert` measured.
+    recommended = report["recommended"]
+    (marked,) = [row for row in report["artifacts"] if row["recommended"]]
+    assert f"converted/{marked['path'].split('/')[-1]}" == recommended["path"] and marked["validation_passed"]
+    assert [line for line in table.splitlines() if "★" in line and "│" in line] == [
+        next(line for line in table.splitlines() if f" {marked['format']} " in line
+             and f" {marked['quantization']} ★" in line)]
+    assert f"★ recommended: {recommended['path']}, {recommended['threads']} thread" in table
+    assert "the fastest passing file when edgeml convert timed each one at every thread count on this machine " \
+           "(within 5% of the fastest, the smaller file wins)" in " ".join(table.split())
 
 
 
@@ -99,7 +109,10 @@ def test_html_report_in_a_browser(quickstart_run, tmp_path):
     page = render(page_file, tmp_path)
     header, *rows = page.tables[0]
     assert header[:6] == ["file", "format", "mode", "size", "× fp32", "accuracy"] and "p50" in header
-    assert [row[0] for row in rows] == ["model.keras", *(row["path"].split("/")[-1] for row in report["artifacts"])]
+    names = [row[0].removesuffix(" recommended") for row in rows]  # the badge of the recommended artifact
+    assert names == ["model.keras", *(row["path"].split("/")[-1] for row in report["artifacts"])]
+    assert [row[0] for row in rows if row[0].endswith(" recommended")] == [
+        report["recommended"]["path"].split("/")[-1] + " recommended"]
     accuracy, p50 = header.index("accuracy"), header.index("p50")
     for row, measured in zip(rows[1:], report["artifacts"]):
         assert row[accuracy] == f"{measured['accuracy']:.2%}" and row[p50] == f"{measured['p50_ms']:.3f} ms"

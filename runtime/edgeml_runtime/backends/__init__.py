@@ -5,6 +5,8 @@ A backend module offers `unavailable_reason(backend) -> str|None` and
 `open(model_bytes, backend, threads, *, model_path=None)` returning a session with `inputs`, `outputs`
 (TensorSpec lists), `run(feeds_by_name) -> outputs_by_name`, `name`, `version` and `concurrent` (whether
 one session may be run from several threads at once). `model_path` is the file the bytes came from.
+A session may also offer `run_single(array) -> [outputs in order]` for one-input models, fed an array
+already checked against the input's spec: Model.run's fast path (edgeml_runtime.fast_run) uses it.
 """
 
 from __future__ import annotations

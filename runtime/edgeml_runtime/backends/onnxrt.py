@@ -8,7 +8,7 @@ import io
 import os
 import re
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -55,13 +55,19 @@ class OnnxRuntimeSession:
     format = "onnx"
     name = "onnxruntime"
 
-    def __init__(self, model_bytes: bytes, threads: Optional[int], *, model_path: Optional[Path] = None):
+    def __init__(self, model_bytes: bytes, threads: Optional[int], *, model_path: Optional[Path] = None,
+                 profile_prefix: Optional[str] = None):
+        """`profile_prefix`: record ONNX Runtime's profile (every node's time, every run) to a JSON file named
+        from this path prefix, returned by end_profiling() (edgeml_runtime.profiling)."""
         import onnxruntime
 
         model = _model_to_open(model_bytes, model_path)
         self.version = onnxruntime.__version__
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 4  # fatal only: edgeml raises its own error, ORT would log it again
+        if profile_prefix:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
@@ -77,6 +83,7 @@ class OnnxRuntimeSession:
         self.inputs = [_spec(node) for node in self._session.get_inputs()]
         self.outputs = [_spec(node) for node in self._session.get_outputs()]
         self._output_names = [spec.name for spec in self.outputs]
+        self._input_name = self.inputs[0].name if self.inputs else None
         # InferenceSession.run re-checks feed names and OrtValue ownership in Python, and builds default
         # RunOptions when given none: ~4 µs per call, a third of a tiny model's run. prepare_feeds has
         # already checked every feed, so call the session's own binding with one reused RunOptions.
@@ -89,6 +96,17 @@ class OnnxRuntimeSession:
         except Exception as error:  # onnxruntime's own exception types (Fail, InvalidArgument, ...)
             raise ModelRunError(_run_failure(error)) from None
         return dict(zip(self._output_names, values))
+
+    def end_profiling(self) -> str:
+        """Stop recording the profile (see __init__) and return its JSON file's path."""
+        return self._session.end_profiling()
+
+    def run_single(self, array: np.ndarray) -> List[np.ndarray]:
+        """run() for a one-input model, its array already checked: the outputs in order."""
+        try:
+            return self._run(self._output_names, {self._input_name: array}, self._run_options)
+        except Exception as error:  # onnxruntime's own exception types (Fail, InvalidArgument, ...)
+            raise ModelRunError(_run_failure(error)) from None
 
 
 def _model_to_open(model_bytes: bytes, model_path: Optional[Path]):

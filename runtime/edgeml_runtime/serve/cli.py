@@ -38,7 +38,8 @@ def add_parser(commands) -> None:
                         help="HTTP: require 'Authorization: Bearer TOKEN' for /predict, TOKEN being this file's "
                              "content (for anything but 127.0.0.1; chmod 600 the file)")
     parser.add_argument("--top-k", type=int, default=3, help="classes listed per prediction (default 3)")
-    parser.add_argument("--artifact", help="which artifact of a manifest: file name, quantization or format")
+    parser.add_argument("--artifact", help="which artifact of a manifest: file name, quantization or format "
+                                           "(default: its measured recommendation, see `edgeml select`)")
     parser.add_argument("--task", choices=("classification", "regression", "arrays"),
                         help="how to read the outputs, instead of labels.json or the guess (without labels.json: "
                              "class scores only when they look like probabilities, else arrays)")
@@ -77,6 +78,7 @@ def cmd_serve(args) -> int:
         print(systemd_unit(args), end="")
         return 0
     predictor = _open_predictor(args)
+    _print_model_choice(predictor)
     from edgeml_runtime.serve.service import PredictionService
 
     service = PredictionService(predictor, workers=args.workers)
@@ -141,6 +143,17 @@ def _open_predictor(args):
     from edgeml_runtime.predictor import Predictor
 
     return Predictor.from_path(args.source, **options)
+
+
+def _print_model_choice(predictor) -> None:
+    """Which of a manifest's artifacts is served, and why when it is not the recommended one."""
+    source = getattr(getattr(predictor, "predictor", predictor), "source", None)  # a ReloadingPredictor wraps one
+    if source is None or source.kind == "model":
+        return
+    if source.note:
+        print(f"edgeml_runtime serve: note: {source.note}", file=sys.stderr, flush=True)
+    why = " (the manifest's measured recommendation)" if source.recommended else ""
+    print(f"edgeml_runtime serve: serving {source.model.name}{why}", file=sys.stderr, flush=True)
 
 
 def read_token(path) -> str:
