@@ -21,8 +21,7 @@ import sys
 import time
 
 from benchmarks.common import interleaved, median_ratio, print_header
-from benchmarks.runtime_overhead import digits_cnn
-from tests.support.models import TINY, mobilenet
+from tests.support.models import TINY, digits_cnn, mobilenet
 
 BARE = {
     "tflite": """

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 import time
 
 import edgeml_runtime as er
 import numpy as np
 
 from benchmarks.common import interleaved, median_difference, median_ratio, print_header, time_calls
-from tests.support.models import TINY, edgeml_int8, mobilenet
+from tests.support.models import TINY, digits_cnn, edgeml_int8, mobilenet
 
 
 def raw_litert_loop(path):
@@ -144,36 +142,6 @@ def _wall_and_cpu(call, argument, repeats):
     for _ in range(repeats):
         call(argument)
     return (time.perf_counter() - wall) / repeats * 1e6, (time.thread_time() - cpu) / repeats * 1e6
-
-
-# --- the demo's digits CNN, built once and cached ---------------------------------------------------------
-
-DIGITS_WIDTH = "2.0"  # as `make demo` / `edgeml quickstart` trains it (edgeml.trainer.quickstart.DIGITS_WIDTH)
-
-
-def digits_cnn() -> dict:
-    """The digits CNN `make demo` makes (8x8x1 -> 10 classes, width 2) as {"fp32", "int8" (int8 I/O),
-    "onnx"} paths. Trained for 3 epochs: latency does not depend on the weights. Built with the `edgeml`
-    command in child processes (TensorFlow stays out of this one), cached under the edgeml cache."""
-    from edgeml_runtime.files import cache_root
-
-    folder = cache_root() / "bench-models" / "digits-cnn"
-    converted = folder / "converted"
-    paths = {"fp32": converted / "model.fp32.tflite", "int8": converted / "model.int8.tflite",
-             "onnx": converted / "model.fp32.onnx"}
-    if all(path.exists() for path in paths.values()):
-        return paths
-    folder.mkdir(parents=True, exist_ok=True)
-    edgeml = [sys.executable, "-m", "edgeml"]
-    subprocess.run(edgeml + ["train", "--dataset", "digits", "--width", DIGITS_WIDTH, "--epochs", "3", "--no-plots",
-                             "-o", str(folder / "model")], check=True, stdout=subprocess.DEVNULL)
-    # Exit 1 (a validation gate missed after 3 epochs) still leaves the files, which serve for timing.
-    subprocess.run(edgeml + ["convert", str(folder / "model" / "model.keras"), "--int8", "--no-repair",
-                             "-o", str(converted)], check=False, stdout=subprocess.DEVNULL)
-    missing = [str(path) for path in paths.values() if not path.exists()]
-    if missing:
-        raise SystemExit(f"building the digits CNN failed: {', '.join(missing)} not written")
-    return paths
 
 
 def main():

@@ -12,21 +12,21 @@ Standard library only (plus edgeml_runtime's progress and cache helpers): import
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, List, Optional
 
 from edgeml_runtime import EdgeMLError
-from edgeml_runtime.files import cache_root
+from edgeml_runtime.files import cache_lock, cache_root
 from edgeml_runtime.progress import ProgressCallback, report
+
+from edgeml_converters.manifest import write_json
 
 __all__ = ["ONNX2TF_VERSION", "REQUIREMENTS", "ToolEnv", "ToolEnvError", "build", "problem", "status", "tool_env"]
 
@@ -113,7 +113,7 @@ def build(*, force: bool = False, progress: ProgressCallback = None) -> Dict[str
     "reused": True when nothing had to be done."""
     env = tool_env()
     started = time.monotonic()
-    with _locked(env):
+    with cache_lock(env.lock_file):  # one build at a time (CI's make target and a test, say)
         if env.ready() and not force:
             return {**status(), "reused": True}
         try:
@@ -181,9 +181,7 @@ def _write_stamp(env: ToolEnv, versions: Dict[str, str], seconds: float) -> None
     data = {"tool": TOOL, "requirements": list(REQUIREMENTS), "versions": versions,
             "python": sys.version.split()[0], "size_bytes": _tree_size(env.root),  # walked once, here
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "build_seconds": seconds}
-    staging = env.stamp.with_suffix(".tmp")
-    staging.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(staging, env.stamp)
+    write_json(env.stamp, data)  # written last, through a temporary name: a stamp means a finished build
 
 
 def _run(step: str, command: List[str], *, timeout: float) -> subprocess.CompletedProcess:
@@ -222,15 +220,3 @@ def _tree_size(root: Path) -> int:
             except OSError:
                 pass
     return total
-
-
-@contextmanager
-def _locked(env: ToolEnv) -> Iterator[None]:
-    """One build at a time (CI's make target and a test, say)."""
-    env.lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(env.lock_file, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -16,15 +16,15 @@ from edgeml.console import ProgressDisplay, format_ms, format_size, stdout_conso
 
 
 def parse_int_list(_ctx, _param, value: Optional[str]) -> Optional[List[int]]:
+    """--threads 1,2,4 as [1, 2, 4], by the rule `python -m edgeml_runtime select` applies on the device."""
+    from edgeml_runtime.recommend import parse_thread_counts
+
     if value is None:
         return None
     try:
-        numbers = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected numbers separated by commas, e.g. 1,2,4 (got '{value}')") from None
-    if not numbers or min(numbers) < 1:
-        raise click.BadParameter("thread counts must be 1 or more")
-    return numbers
+        return parse_thread_counts(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 def parse_percent(_ctx, _param, value: Optional[str]) -> Optional[float]:

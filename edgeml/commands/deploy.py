@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from edgeml.commands._ssh_options import ssh_options
 from edgeml.console import ProgressDisplay, format_ms, stdout_console
 
 
@@ -15,10 +16,7 @@ from edgeml.console import ProgressDisplay, format_ms, stdout_console
 @click.argument("bundle", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--host", "hosts", multiple=True, metavar="USER@HOST[:PORT]",
               help="Device to deploy to; repeat for several (handled in parallel). For a fleet: --inventory.")
-@click.option("-i", "--identity", type=click.Path(exists=True, dir_okay=False), help="SSH private key (ssh -i).")
-@click.option("-F", "--ssh-config", type=click.Path(exists=True, dir_okay=False), help="SSH config file (ssh -F).")
-@click.option("-o", "--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",
-              help="Extra ssh option (ssh -o), may be repeated.")
+@ssh_options
 @click.option("--dir", "remote_dir", default="~/edgeml", show_default=True, help="Deploy directory on the device.")
 @click.option("--remote-python", default="python3", show_default=True,
               help="The device's Python interpreter: a path or a name, one word (quoted for the remote shell).")

@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import click
 
+from edgeml.commands._ssh_options import ssh_options
 from edgeml.commands.bench import parse_int_list
 from edgeml.console import ProgressDisplay, format_ms, format_size, stdout_console
 
@@ -32,10 +33,7 @@ class Measurement:
                    "Marked emulated: it never replaces a real device's recommendation.")
 @click.option("--host", "hosts", multiple=True, metavar="USER@HOST[:PORT]",
               help="Measure on this device over SSH; repeat for several (the slowest device decides).")
-@click.option("-i", "--identity", type=click.Path(exists=True, dir_okay=False), help="SSH private key (ssh -i).")
-@click.option("-F", "--ssh-config", type=click.Path(exists=True, dir_okay=False), help="SSH config file (ssh -F).")
-@click.option("-o", "--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE",
-              help="Extra ssh option (ssh -o), may be repeated.")
+@ssh_options
 @click.option("--remote-python", default="python3", show_default=True,
               help="The device's Python; without edgeml_runtime, DIR/current/venv/bin/python (a deploy's) is used.")
 @click.option("--dir", "remote_dir", default="~/edgeml", show_default=True,

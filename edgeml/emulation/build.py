@@ -7,12 +7,12 @@ A lock file keeps two builds (say, CI's build step and a test) from working on t
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 import time
 from contextlib import contextmanager
 from typing import Dict, Iterator
 
+from edgeml_runtime.files import cache_lock
 from edgeml_runtime.progress import ProgressCallback, ProgressEvent, report
 
 from edgeml.emulation.errors import EmulationError
@@ -39,7 +39,7 @@ def build(name: str, *, rebuild: bool = False, progress: ProgressCallback = None
     """
     layout = Layout.for_target(get_target(name))
     started = time.monotonic()
-    with _locked(layout):
+    with cache_lock(layout.lock_file):
         if rebuild:
             _remove_cached(layout, progress)
         changed = _build_parts(layout, progress)
@@ -120,17 +120,6 @@ def _step(name: str, progress: ProgressCallback) -> Iterator[ProgressCallback]:
         raise EmulationError(name, str(error)) from error
     if worked:
         report(progress, "build", f"{name}: ok ({time.monotonic() - started:.1f} s)", level="note")
-
-
-@contextmanager
-def _locked(layout: Layout) -> Iterator[None]:
-    layout.root.mkdir(parents=True, exist_ok=True)
-    with open(layout.lock_file, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _remove_cached(layout: Layout, progress: ProgressCallback) -> None:

@@ -325,14 +325,11 @@ class VersionAction(argparse.Action):
 
 
 def _versions() -> str:
-    from importlib import metadata
+    from edgeml_runtime.formats import BACKENDS, backend_versions
 
     parts = [f"edgeml-runtime {__version__}", f"numpy {np.__version__}"]
-    for distribution in ("ai-edge-litert", "tflite-runtime", "onnxruntime"):
-        try:
-            parts.append(f"{distribution} {metadata.version(distribution)}")
-        except metadata.PackageNotFoundError:
-            parts.append(f"{distribution} not installed")
+    for name, version in backend_versions().items():
+        parts.append(f"{BACKENDS[name].distribution} {version or 'not installed'}")
     return "\n".join(parts)
 
 

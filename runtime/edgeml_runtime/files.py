@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
-__all__ = ["cache_root", "sha256_file"]
+__all__ = ["cache_lock", "cache_root", "sha256_file"]
 
 
 def sha256_file(path: Union[str, os.PathLike]) -> str:
@@ -24,3 +25,18 @@ def cache_root() -> Path:
     ~/.cache/edgeml."""
     root = os.environ.get("EDGEML_CACHE")
     return Path(root).expanduser() if root else Path(os.path.expanduser("~")) / ".cache" / "edgeml"
+
+
+@contextmanager
+def cache_lock(lock_file: Union[str, os.PathLike]) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_file` (created with its folder): one build of a cached thing at a time (CI's
+    make target and a test, say), the second waiting for the first. POSIX only, like what is cached."""
+    import fcntl  # here: the runtime also imports on machines without it, and nothing else needs it
+
+    Path(lock_file).parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

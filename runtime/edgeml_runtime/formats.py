@@ -42,6 +42,7 @@ __all__ = [
     "ModelFormat",
     "backend_installed",
     "backend_named",
+    "backend_versions",
     "backends_for",
     "format_of_magic",
     "format_of_path",
@@ -180,3 +181,17 @@ def backend_installed(fmt: str) -> bool:
     import importlib.util
 
     return any(importlib.util.find_spec(BACKENDS[name].module) is not None for name in FORMATS[fmt].backends)
+
+
+def backend_versions() -> Dict[str, Optional[str]]:
+    """Every registered backend's installed version by name (None when it is not installed), read from package
+    metadata: nothing is imported."""
+    from importlib import metadata  # here: importing metadata costs ~20 ms, and only --version and select need it
+
+    versions: Dict[str, Optional[str]] = {}
+    for name, backend in BACKENDS.items():
+        try:
+            versions[name] = metadata.version(backend.distribution)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions

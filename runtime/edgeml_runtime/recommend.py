@@ -39,6 +39,7 @@ __all__ = [
     "default_threads",
     "machine_facts",
     "measure",
+    "parse_thread_counts",
     "recommendation",
 ]
 
@@ -97,6 +98,17 @@ def default_threads(cores: Optional[int] = None) -> List[int]:
     return sorted(counts)
 
 
+def parse_thread_counts(text: str) -> List[int]:
+    """'1,2,4' -> [1, 2, 4]; ValueError saying what is wrong otherwise (the commands add the option's name)."""
+    try:
+        counts = [int(part) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"expected numbers separated by commas, e.g. 1,2,4 (got '{text}')") from None
+    if not counts or min(counts) < 1:
+        raise ValueError("thread counts must be 1 or more")
+    return counts
+
+
 def measure(candidates: Sequence[Candidate], threads: Optional[Sequence[int]] = None,
             budget_s: float = DEFAULT_BUDGET_S, progress: ProgressCallback = None) -> List[dict]:
     """One row per (candidate, thread count), with its p50 in ms; a candidate that cannot be loaded or run here
@@ -140,7 +152,7 @@ def machine_facts() -> dict:
     from edgeml_runtime.machine import machine_info
 
     return {"kind": "this machine", "hostname": socket.gethostname(), **machine_info(),
-            "backends": _backend_versions()}
+            "backends": _installed_backends()}
 
 
 # --- measuring --------------------------------------------------------------------------------------------------
@@ -244,14 +256,5 @@ def _file_size(path: Path) -> int:
         return 0
 
 
-def _backend_versions() -> Dict[str, str]:
-    """Installed backends by name -> version, read from package metadata (nothing is imported)."""
-    from importlib import metadata
-
-    versions = {}
-    for name, backend in formats.BACKENDS.items():
-        try:
-            versions[name] = metadata.version(backend.distribution)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+def _installed_backends() -> Dict[str, str]:
+    return {name: version for name, version in formats.backend_versions().items() if version is not None}

@@ -79,15 +79,14 @@ def cmd_select(args) -> int:
 
 def parse_threads(text: Optional[str]) -> Optional[List[int]]:
     """'1,2,4' -> [1, 2, 4]; None stays None (the default thread counts)."""
+    from edgeml_runtime.recommend import parse_thread_counts
+
     if text is None:
         return None
     try:
-        counts = [int(part) for part in str(text).split(",") if part.strip()]
-    except ValueError:
-        raise EdgeMLError(f"--threads '{text}': expected numbers separated by commas, e.g. 1,2,4") from None
-    if not counts or min(counts) < 1:
-        raise EdgeMLError(f"--threads '{text}': thread counts must be 1 or more")
-    return counts
+        return parse_thread_counts(text)
+    except ValueError as error:
+        raise EdgeMLError(f"--threads: {error}") from None
 
 
 def read_manifest(source) -> Tuple[Path, dict, Optional[str]]:
