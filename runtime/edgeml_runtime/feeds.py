@@ -93,11 +93,16 @@ def _prepare_one(value: Any, spec: TensorSpec, *, raw: bool, allow_nonfinite: bo
     return _cast(array, spec)
 
 
+# numpy's vdot without its __array_function__ dispatch (half its cost on a small array); the feeds checked
+# here are plain ndarrays, for which the dispatch does nothing.
+vdot = getattr(np.vdot, "_implementation", np.vdot)
+
+
 def all_finite(array: np.ndarray) -> bool:
     """Whether every value of the float `array` is finite. x·x is finite exactly when every value is, unless the
     sum overflows (values beyond ~1e19): only then are the values looked at one by one. One pass, no temporary
     array: on a 64-value input half the cost of summing it in plain Python, a fraction of np.isfinite().all()."""
-    return math.isfinite(np.vdot(array, array)) or bool(np.isfinite(array).all())
+    return math.isfinite(vdot(array, array)) or bool(np.isfinite(array).all())
 
 
 def shape_matches(shape, expected) -> bool:

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from threading import get_ident
 from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
@@ -106,7 +107,7 @@ class Model:
     def run(self, feeds: Any, *, raw: bool = False, allow_nonfinite: bool = False) -> Dict[str, np.ndarray]:
         """Run one inference. Returns outputs by name; quantized outputs are dequantized unless raw=True.
         Every returned array is the caller's: later calls never change it."""
-        if self._shared or threading.get_ident() == self._owner:  # _thread_state(), inlined: µs count on tiny models
+        if self._shared or get_ident() == self._owner:  # _thread_state(), inlined: µs count on tiny models
             session, fast = self._first_session, self._first_fast
         else:
             session, fast = self._thread_state()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from math import isfinite
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -68,6 +69,7 @@ class LiteRTSession:
         self.name = backend.name
         self._backend = backend
         self._model_bytes = model_bytes  # a reference, not a copy: the Model holds the same bytes
+        self._threads = threads
         self.version = str(getattr(importlib.import_module(backend.module), "__version__", "unknown"))
         try:
             # model_content: the model is read from bytes, which the interpreter verifies.
@@ -86,6 +88,9 @@ class LiteRTSession:
         self._input_plan = [(d["index"], spec.name) for d, spec in zip(self._input_details, self.inputs)]
         self._output_plan = [(d["index"], spec.name) for d, spec in zip(self._output_details, self.outputs)]
         self._output_indices = [d["index"] for d in self._output_details]
+        self._first_input_index = self._input_plan[0][0] if self._input_plan else None
+        self._direct = backend.name == "litert" and _has_wrapper(self._interpreter)
+        self._checks_input = False  # True on a float-I/O twin (see float_io_twin)
 
     def _signature_names(self):
         """Readable names from the model's single signature (e.g. 'pixels' instead of 'serving_default_pixels:0')."""
@@ -129,20 +134,58 @@ class LiteRTSession:
         except (RuntimeError, ValueError) as error:
             raise _run_error(error) from None
 
-    def run_single(self, array: np.ndarray) -> List[np.ndarray]:
-        """run() for a one-input model, its array already checked: the outputs in order, each a copy."""
-        interpreter = self._interpreter
-        index = self._input_plan[0][0]
+    def run_single(self, array: np.ndarray) -> Optional[List[np.ndarray]]:
+        """run() for a one-input model, its array already checked: the outputs in order, each a copy. On a
+        float-I/O twin (float_io_twin), None when the input held NaN or an infinity.
+
+        With ai_edge_litert this calls the interpreter's C++ wrapper (SetTensor, Invoke, GetTensor) itself:
+        the Python methods around them only add frames and invoke()'s check for numpy views of the
+        interpreter's buffers, which this runtime never takes (it never calls tensor()). The wrapper is
+        looked up on every call, never kept: a kept reference would fail that same check in run()."""
+        interpreter, index = self._interpreter, self._first_input_index
         try:
             if array.shape != self._planned_shapes[0] and self._plan_shape(0, index, array.shape):
                 interpreter.allocate_tensors()
-            interpreter.set_tensor(index, array)
-            interpreter.invoke()
+            if not self._direct:
+                interpreter.set_tensor(index, array)
+                interpreter.invoke()
+                return [interpreter.get_tensor(output) for output in self._output_indices]
+            wrapper = interpreter._interpreter
+            wrapper.SetTensor(index, array)
+            wrapper.Invoke()
+            first = wrapper.GetTensor(self._output_indices[0], 0)
+            if self._checks_input and first.size and not isfinite(first.item(0)):
+                return None  # a float-I/O twin's input held NaN or an infinity
             if len(self._output_indices) == 1:  # no comprehension: its frame costs a tiny model's run ~0.3 µs
-                return [interpreter.get_tensor(self._output_indices[0])]
-            return [interpreter.get_tensor(output) for output in self._output_indices]
+                return [first]
+            return [first] + [wrapper.GetTensor(output, 0) for output in self._output_indices[1:]]
         except (RuntimeError, ValueError) as error:
             raise _run_error(error) from None
+
+    def float_io_twin(self) -> Optional[LiteRTSession]:
+        """A session on this model's float-I/O twin (backends/float_io.py): it takes the real values an app
+        feeds, returns real values, and its run_single returns None for an input holding NaN or an infinity.
+        None where there is none (tflite_runtime, a large or stateful model, ...), or where the twin does not
+        give exactly what quantizing with `edgeml_runtime.quantization`, running this model and dequantizing
+        gives on a probe, or does not catch NaN and infinities."""
+        from edgeml_runtime.backends import float_io  # made in loops only: not imported at start-up
+
+        if not self._direct or len(self._model_bytes) > float_io.MAX_MODEL_BYTES or len(self.inputs) != 1:
+            return None
+        twin_bytes = float_io.float_io_model(self._model_bytes)  # each thread's session makes its own: nothing kept
+        if twin_bytes is None:
+            return None
+        try:
+            twin = LiteRTSession(twin_bytes, self._backend, self._threads)
+        except ModelLoadError:
+            return None
+        if not twin._direct or len(twin.outputs) != len(self.outputs):
+            return None
+        twin._checks_input = True  # its first output's first value is NaN for an input holding NaN or infinity
+        try:
+            return twin if float_io.agrees(self, twin) else None
+        except ModelRunError:
+            return None
 
     def _plan_shape(self, position: int, index: int, shape) -> bool:
         """Resize input `position` for `shape` when the interpreter is planned for another (a dynamic
@@ -152,6 +195,12 @@ class LiteRTSession:
         self._interpreter.resize_tensor_input(index, shape, strict=True)
         self._planned_shapes[position] = shape
         return True
+
+
+def _has_wrapper(interpreter) -> bool:
+    """Whether the interpreter has the C++ wrapper methods run_single calls (ai_edge_litert's do)."""
+    wrapper = getattr(interpreter, "_interpreter", None)
+    return all(hasattr(wrapper, name) for name in ("SetTensor", "Invoke", "GetTensor"))
 
 
 def _run_error(error: Exception) -> ModelRunError:
