@@ -857,6 +857,8 @@ def _deploy_locked(layout: Layout, bundle: Path, expected_sha256: str, work: Pat
     reuse = layout.is_complete(version) and _same_bundle(release, manifest)
     details = {"signed_by": signed_by[0] if signed_by else None,
                "trusted_keys": [fingerprint(key[1]) for key in after or []]}
+    if reuse:
+        check_installed_files(release, manifest)
     if version == current and reuse:
         if trust_changed:
             write_trusted_keys(layout, after)
@@ -908,12 +910,62 @@ def rollback(layout: Layout) -> dict:
         current, previous = layout.target(layout.current), layout.target(layout.previous)
         if not layout.is_complete(previous) or previous == current:
             raise Failure("rollback", f"no previous release to roll back to in {layout.root}")
+        stage("verify", f"checking releases/{previous} against its manifest and the keys trusted now")
+        workspace = Workspace(layout, layout.staging / "rollback")
+        try:
+            signed_by = verify_installed(layout, previous, workspace.path)
+        finally:
+            workspace.close()
         stage("smoke", f"checking releases/{previous} still runs")
         smoke_test(layout.release(previous))
         layout.point(layout.current, previous)
         if current:
             layout.point(layout.previous, current)
-        return {"action": "rolled back", "version": previous, "previous": current}
+        return {"action": "rolled back", "version": previous, "previous": current, "signed_by": signed_by}
+
+
+def verify_installed(layout: Layout, version: str, work: Path):
+    """Check an installed release before it becomes current again: its manifest's signature against the keys
+    the device trusts now (a key untrusted since no longer passes; an unsigned release does not pass where
+    keys are pinned) and its files as they are on disk now. Returns the signer's fingerprint, or None."""
+    release = layout.release(version)
+    try:
+        raw = _read_limited(release / BUNDLE_MANIFEST, MAX_MANIFEST_BYTES)
+        signature_path = release / BUNDLE_SIGNATURE
+        signature = _read_limited(signature_path, MAX_SIGNATURE_BYTES) if os.path.lexists(signature_path) else None
+        manifest = check_manifest(json.loads(raw))
+    except (OSError, ValueError) as error:
+        raise Failure("verify", f"releases/{version}: its manifest cannot be read ({error}); deploy its bundle "
+                                "again") from None
+    trusted = read_trusted_keys(layout)
+    signer = authenticate(raw, signature, [trusted] if trusted else [], work)
+    check_installed_files(release, manifest)
+    return signer
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > limit:
+        raise ValueError(f"{path.name} is not a regular file of at most {limit} bytes")
+    return path.read_bytes()
+
+
+def check_installed_files(release: Path, manifest: dict) -> None:
+    """Every file the manifest lists, as it is on the device's disk now: a regular file with no link on its
+    way, of the listed size and sha256. An installed release was verified when it came, but the disk may
+    have changed since; it is checked so again before it becomes current (rollback, a redeploy of the same
+    bundle)."""
+    for entry in manifest["files"]:
+        relative = entry["path"]
+        path = release / relative
+        on_the_way = [release / parent for parent in PurePosixPath(relative).parents if str(parent) != "."]
+        if any(folder.is_symlink() for folder in on_the_way) or path.is_symlink() or not path.is_file():
+            problem = "is missing or was replaced by a link"
+        elif path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+            problem = "changed (sha256 mismatch)"
+        else:
+            continue
+        raise Failure("verify", f"releases/{release.name}/{relative} {problem} on the device since it was "
+                                "deployed; deploy its bundle again under a new --version")
 
 
 def status(layout: Layout) -> dict:

@@ -86,6 +86,17 @@ def test_differences_are_absolute_and_relative_to_the_output_range_worst_output_
     assert metrics["top1_agreement"] == 1.0  # only a is a classifier output
 
 
+def test_an_empty_output_counts_as_equal_and_the_others_are_still_measured():
+    """A detector that found nothing gives an empty output on both sides: nothing differs there."""
+    reference = {"boxes": np.zeros((0, 4)), "scores": np.array([[0.1, 0.9]])}
+    candidate = {"boxes": np.zeros((0, 4)), "scores": np.array([[0.1, 0.8]])}
+    metrics = compare_outputs(reference, candidate)
+    assert metrics["max_abs_diff"] == pytest.approx(0.1) and metrics["relative_max_abs_diff"] == pytest.approx(0.125)
+    assert metrics["top1_agreement"] == 1.0
+    nothing = compare_outputs({"boxes": np.zeros((0, 4))}, {"boxes": np.zeros((0, 4))})
+    assert nothing["max_abs_diff"] == 0.0 and nothing["cosine"] == 1.0 and nothing["top1_agreement"] is None
+
+
 def test_a_range_below_one_is_still_the_range():
     metrics = compare_outputs({"p": np.array([[0.25, 0.75], [0.5, 0.5]])}, {"p": np.array([[0.25, 0.625], [0.5, 0.5]])})
     assert metrics["relative_max_abs_diff"] == 0.125 / 0.5  # the range 0.5, not the magnitude 0.75

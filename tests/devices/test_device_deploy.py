@@ -158,6 +158,24 @@ def test_rollback_and_forward_again_without_reinstalling(device, bundles):
     assert unchanged["action"] == "unchanged"
 
 
+def test_rollback_refuses_a_previous_release_changed_on_the_device(device, bundles):
+    """The previous release was verified when it came, but files on the device may change after: rollback
+    checks them against the manifest again before switching, and so does a redeploy that reuses a release."""
+    model = device[1] / "releases" / "v1" / "models" / "classifier.onnx"
+    model.write_bytes(model.read_bytes() + b"\0")
+    done = deploy(device, "--rollback", check_exit=1)
+    assert "failed at verify" in done.stdout
+    assert "releases/v1/models/classifier.onnx changed (sha256 mismatch) on the device" in done.stderr
+    assert_current_works(device, "v2", bundles)
+    assert os.readlink(device[1] / "previous") == "releases/v1"
+    install = device[1] / "releases" / "v2" / "install.sh"
+    install.unlink()
+    install.symlink_to("/bin/true")
+    again = deploy(device, bundles["v2"], check_exit=1)
+    assert "releases/v2/install.sh is missing or was replaced by a link on the device" in again.stderr
+    assert os.readlink(device[1] / "current") == "releases/v2"
+
+
 def test_failed_smoke_test_keeps_previous_release(device, bundles):
     done = deploy(device, bundles["broken"], check_exit=1)
     assert "failed at smoke" in done.stdout and "smoke inference failed" in done.stderr

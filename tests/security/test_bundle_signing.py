@@ -213,6 +213,16 @@ def test_the_first_pin_needs_a_bundle_signed_by_the_new_key(made, login, v1_stat
     assert support.snapshot(device) == before and not (device / "trusted_keys").exists()
 
 
+def test_rollback_checks_the_previous_release_against_the_keys_trusted_now(made, login, pinned_state, tmp_path):
+    """v1 was deployed unsigned before the release key was pinned: once keys are pinned it may not become
+    current again, by rollback either."""
+    device = support.copy_device(pinned_state, tmp_path / "device" / "edgeml")
+    done = edgeml("deploy", "--rollback", *login.deploy_args(), "--dir", device, check_exit=1)
+    assert "failed at verify" in done.stdout and "this device accepts only signed bundles" in done.stderr
+    assert os.readlink(device / "current") == "releases/v2"
+    assert os.readlink(device / "previous") == "releases/v1"
+
+
 def test_a_damaged_trusted_keys_file_fails_closed(made, login, pinned_state, tmp_path):
     device = support.copy_device(pinned_state, tmp_path / "device" / "edgeml")
     for content, expect in (("ssh-ed25519 not-base64!\n", "line 1 is not a public key"),
