@@ -250,8 +250,8 @@ def _environment(playbook: Path) -> Dict[str, str]:
 
 def _run_playbook(argv: List[str], playbook: Path, progress: ProgressCallback):
     """Run ansible-playbook; relay its events as progress while it runs. (events, stderr lines, exit code)."""
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
-                               env=_environment(playbook), cwd=os.getcwd())
+    process = subprocess.Popen(_dying_with_this_process(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, bufsize=1, env=_environment(playbook), cwd=os.getcwd())
     stderr: List[str] = []
     reader = threading.Thread(target=_read_stderr, args=(process.stderr, stderr, progress), daemon=True)
     reader.start()
@@ -279,6 +279,27 @@ def _run_playbook(argv: List[str], playbook: Path, progress: ProgressCallback):
     if terminated.signalled:
         raise KeyboardInterrupt
     return events, stderr, process.returncode
+
+
+# Started in front of ansible-playbook on Linux: asks the kernel for a SIGINT when edgeml dies (prctl's
+# PR_SET_PDEATHSIG, kept across exec), gives up if edgeml is already gone, then becomes ansible-playbook.
+_DEATH_SIGNAL_LAUNCHER = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(130)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def _dying_with_this_process(argv: List[str]) -> List[str]:
+    """argv that runs `argv` so that it is interrupted, as by Ctrl-C, when this process dies however it dies:
+    even SIGKILL, which no handler here sees. Otherwise ansible-playbook would roll the bundle out unwatched
+    after `edgeml deploy` was killed; interrupted, it ends its ssh sessions and devices that have not switched
+    `current` yet back out (the --host path's behaviour). Linux only; elsewhere `argv` as it is."""
+    if not sys.platform.startswith("linux"):
+        return argv
+    return [sys.executable, "-c", _DEATH_SIGNAL_LAUNCHER, str(os.getpid()), *argv]
 
 
 class _SigtermForwarder:

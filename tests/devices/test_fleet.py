@@ -306,6 +306,39 @@ def test_interrupted_rollout_keeps_the_previous_release(fleet, states, tmp_path,
     assert not list((dirs["dev-a"] / "staging").iterdir())
 
 
+def test_a_killed_edgeml_takes_its_rollout_down(fleet, states, tmp_path, bundles):
+    """SIGKILL reaches no handler in edgeml; ansible-playbook still gets the Ctrl-C it would have got (the
+    kernel's parent-death signal) instead of rolling the bundle out unwatched: it ends, and the device backs out."""
+    dirs = copy_states(states["v2"], tmp_path / "devices")
+    inventory = fleet.inventory(tmp_path / "inventory.yml", dirs)
+    process = subprocess.Popen(command("edgeml", "deploy", bundles["v3"], "--inventory", inventory, *fleet.ssh(),
+                                       "--limit", "dev-a"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    release = dirs["dev-a"] / "releases" / "v3"
+    deadline = time.monotonic() + 300
+    while not (release / "venv").exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)  # the agent has verified the upload and is installing
+    assert process.poll() is None, "the deploy finished before it could be killed"
+    process.kill()  # edgeml alone: ansible-playbook and its ssh sessions are left in the process group
+    process.wait()
+    deadline = time.monotonic() + 120
+    while _group_alive(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _group_alive(process.pid), "ansible-playbook kept running after edgeml was killed"
+    deadline = time.monotonic() + 60
+    while (release.exists() or list((dirs["dev-a"] / "staging").iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not release.exists() and active(dirs["dev-a"]) == "v2"
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_without_ansible_the_error_says_what_to_install(tmp_path, bundles):
     inventory = tmp_path / "inventory.ini"
     inventory.write_text("[devices]\ndev ansible_host=127.0.0.1\n")
