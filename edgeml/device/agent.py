@@ -348,14 +348,15 @@ def _held(path: Path) -> bool:
 
 
 class Workspace:
-    """This deploy's staging folder, claimed (flock on AGENT_CLAIM) while the agent works in it and removed
-    when it is done. It is the bundle's folder when the bundle is in DIR/staging/<x>/ (where `edgeml
-    deploy` puts it), else a new folder in staging/ (and the bundle is left where it is)."""
+    """This deploy's (or rollback's) staging folder, claimed (flock on AGENT_CLAIM) while the agent works in it
+    and removed when it is done. It is the bundle's folder when the bundle is in DIR/staging/<x>/ (where
+    `edgeml deploy` puts it), else a new folder in staging/ (and the bundle, if any, is left where it is)."""
 
-    def __init__(self, layout: Layout, bundle: Path):
+    def __init__(self, layout: Layout, bundle: Path | None = None):
         layout.staging.mkdir(parents=True, exist_ok=True)
-        parent = bundle.absolute().parent
-        if not parent.is_symlink() and parent.is_dir() and parent.resolve().parent == layout.staging.resolve():
+        parent = bundle.absolute().parent if bundle is not None else None
+        if parent is not None and not parent.is_symlink() and parent.is_dir() and (
+                parent.resolve().parent == layout.staging.resolve()):
             self.path = parent
         else:
             self.path = inside(layout.staging / f"agent-{os.getpid()}-{uuid.uuid4().hex[:8]}", layout.staging)
@@ -911,7 +912,7 @@ def rollback(layout: Layout) -> dict:
         if not layout.is_complete(previous) or previous == current:
             raise Failure("rollback", f"no previous release to roll back to in {layout.root}")
         stage("verify", f"checking releases/{previous} against its manifest and the keys trusted now")
-        workspace = Workspace(layout, layout.staging / "rollback")
+        workspace = Workspace(layout)
         try:
             signed_by = verify_installed(layout, previous, workspace.path)
         finally:

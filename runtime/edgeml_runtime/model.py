@@ -67,7 +67,7 @@ class Model:
         self._bytes = model_bytes
         self._requested_backend = backend
         self._first_session = session
-        self._owner = threading.get_ident()
+        self._owner = get_ident()
         self._local = threading.local()
         self._sessions_lock = threading.Lock()
         self._quantized_outputs = any(spec.quantization is not None for spec in session.outputs)
@@ -123,7 +123,7 @@ class Model:
 
     def _thread_state(self):
         """This thread's session and its FastRun (None for models it does not serve: see fast_run)."""
-        if self._shared or threading.get_ident() == self._owner:
+        if self._shared or get_ident() == self._owner:
             return self._first_session, self._first_fast
         state = getattr(self._local, "state", None)
         if state is None:

@@ -19,6 +19,18 @@ from tests.support.marks import model_params
 pytest.importorskip("ai_edge_litert")  # tflite_runtime ships no flatbuffer schema module: no twins there
 
 
+def rewritten(model_bytes: bytes, change) -> bytes:
+    """The .tflite `model_bytes` with `change(model)` applied to its flatbuffer object tree."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(model_bytes, 0)
+    change(model)
+    builder = flatbuffers.Builder(len(model_bytes) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def twin_engaged(path):
     """The model loaded and run until Model.run's fast path has switched to the twin."""
     model = er.load(path, threads=1)
@@ -95,17 +107,12 @@ def test_non_finite_values_never_reach_the_twin(data_dir, model_file, monkeypatc
 def test_a_twin_that_disagrees_on_the_probe_is_not_used(data_dir, model_file, monkeypatch):
     """A twin built from a model whose output scale is off by 1% fails the probe: the session offers none,
     and Model.run still gives the numpy path's results."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
+    def scale_off(model):
+        graph = model.subgraphs[0]
+        quantization = graph.tensors[graph.outputs[0]].quantization
+        quantization.scale = np.asarray(quantization.scale, np.float32) * np.float32(1.01)
 
-    original = (data_dir / model_file).read_bytes()
-    altered = schema.ModelT.InitFromPackedBuf(original, 0)
-    graph = altered.subgraphs[0]
-    quantization = graph.tensors[graph.outputs[0]].quantization
-    quantization.scale = np.asarray(quantization.scale, np.float32) * np.float32(1.01)
-    builder = flatbuffers.Builder(len(original) + 1024)
-    builder.Finish(altered.Pack(builder), file_identifier=b"TFL3")
-    wrong_twin = float_io.float_io_model(bytes(builder.Output()))
+    wrong_twin = float_io.float_io_model(rewritten((data_dir / model_file).read_bytes(), scale_off))
     monkeypatch.setattr(float_io, "float_io_model", lambda model_bytes: wrong_twin)
     model = er.load(data_dir / model_file, threads=1)
     assert model._first_session.float_io_twin() is None
@@ -154,16 +161,12 @@ def test_the_twin_is_made_after_a_few_calls_not_at_load(data_dir, model_file):
 def test_a_model_with_state_gets_no_twin(data_dir, model_file):
     """A variable tensor (an RNN's state) would live in each interpreter apart: switching to a twin would
     drop the state the original had built up."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
+    def with_state(model):
+        model.subgraphs[0].tensors[-1].isVariable = True
 
     original = (data_dir / model_file).read_bytes()
-    stateful = schema.ModelT.InitFromPackedBuf(original, 0)
-    stateful.subgraphs[0].tensors[-1].isVariable = True
-    builder = flatbuffers.Builder(len(original) + 1024)
-    builder.Finish(stateful.Pack(builder), file_identifier=b"TFL3")
     assert float_io.float_io_model(original) is not None
-    assert float_io.float_io_model(bytes(builder.Output())) is None
+    assert float_io.float_io_model(rewritten(original, with_state)) is None
 
 
 @model_params("mlp_int8.tflite")

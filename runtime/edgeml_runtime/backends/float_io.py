@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
+
 __all__ = ["MAX_MODEL_BYTES", "agrees", "float_io_model"]
 
 # Twins are made for small models only: there the conversion matters, and a second interpreter (with its
@@ -97,8 +99,6 @@ def _handled(model, schema) -> bool:
 def _checked(model, graph, schema, float_input: int, output: int) -> int:
     """`output` * ((s - s) + 1), s the sum of `float_input` over every axis (see the module docstring); returns
     the new output's index. It takes over the output's name."""
-    import numpy as np
-
     ops = schema.BuiltinOperator
     rank = len(graph.tensors[float_input].shape)
     axes = _constant(model, graph, schema, np.arange(rank, dtype="<i4"), schema.TensorType.INT32, b"/axes")
@@ -116,8 +116,6 @@ def _checked(model, graph, schema, float_input: int, output: int) -> int:
 
 
 def _constant(model, graph, schema, values, tensor_type: int, suffix: bytes) -> int:
-    import numpy as np
-
     buffer = schema.BufferT()
     buffer.data = np.ascontiguousarray(values).view(np.uint8).reshape(-1)
     model.buffers.append(buffer)
@@ -184,18 +182,15 @@ def _operator(schema, code: int, sources, target: int):
     return operator
 
 
-
 def agrees(session, twin) -> bool:
     """Whether `twin` returns, on probes covering every quantization step of the input (its halfway points and
     their float32 neighbours, values far outside the range), exactly what `session` gives when fed the
     quantized probe and its outputs are dequantized (the float path's results must not depend on the path);
     and refuses a probe holding NaN, +inf or -inf."""
-    import numpy as np
-
     from edgeml_runtime.quantization import dequantize, quantize
 
     spec, shape = session.inputs[0], tuple(session._planned_shapes[0])
-    for probe in _probes(spec, shape, np):
+    for probe in _probes(spec, shape):
         fed = probe if spec.quantization is None else quantize(probe, spec.quantization, spec.numpy_dtype)
         expected, got = session.run_single(fed), twin.run_single(probe)
         if got is None or len(got) != len(expected):
@@ -213,7 +208,7 @@ def agrees(session, twin) -> bool:
     return True
 
 
-def _probes(spec, shape, np):
+def _probes(spec, shape):
     """float32 arrays of `shape` that together hold the probe values (see agrees)."""
     size = int(np.prod(shape))
     if spec.quantization is None:
